@@ -1,0 +1,1 @@
+//! Decline reasons of the reference and their field-39 codes.

@@ -1,0 +1,228 @@
+//! Primary account numbers: valid by construction, masked whenever shown.
+//!
+//! A `Pan` keeps the digits only for as long as a request is being handled. What is stored
+//! (in memory indexes, the journal, snapshots) is a [`PanFingerprint`], a keyed hash, plus
+//! the masked form: the first six and last four digits, as PCI DSS allows.
+
+use std::fmt;
+
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::hash::Hasher;
+
+/// Why a PAN was refused. It never echoes the digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PanError {
+    #[error("PAN must have 12 to 19 digits, got {0}")]
+    Length(usize),
+    #[error("PAN must contain only digits")]
+    NotDigits,
+    #[error("PAN fails the Luhn check")]
+    Luhn,
+}
+
+/// A primary account number of 12 to 19 digits that passes the Luhn check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Pan {
+    digits: [u8; Pan::MAX_LEN],
+    len: u8,
+}
+
+impl Pan {
+    pub const MIN_LEN: usize = 12;
+    pub const MAX_LEN: usize = 19;
+
+    /// Validates ASCII digits: length, characters, Luhn check digit.
+    pub fn from_ascii(text: &[u8]) -> Result<Pan, PanError> {
+        if !(Pan::MIN_LEN..=Pan::MAX_LEN).contains(&text.len()) {
+            return Err(PanError::Length(text.len()));
+        }
+        if !text.iter().all(u8::is_ascii_digit) {
+            return Err(PanError::NotDigits);
+        }
+        if !luhn_valid(text) {
+            return Err(PanError::Luhn);
+        }
+        let mut digits = [0u8; Pan::MAX_LEN];
+        digits[..text.len()].copy_from_slice(text);
+        Ok(Pan { digits, len: text.len() as u8 })
+    }
+
+    pub fn parse(text: &str) -> Result<Pan, PanError> {
+        Pan::from_ascii(text.as_bytes())
+    }
+
+    /// The digits in clear, for packing into a message. Never log this.
+    pub fn expose_digits(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// First six and last four digits, the rest as `*`.
+    pub fn masked(&self) -> MaskedPan {
+        let len = self.len();
+        let mut out = MaskedPan { text: [b'*'; Pan::MAX_LEN], len: self.len };
+        out.text[..6].copy_from_slice(&self.digits[..6]);
+        out.text[len - 4..len].copy_from_slice(&self.digits[len - 4..len]);
+        out
+    }
+
+    pub fn last4(&self) -> &str {
+        let len = self.len();
+        std::str::from_utf8(&self.digits[len - 4..len]).unwrap_or("")
+    }
+
+    /// A keyed hash of the PAN: how cards are found without storing PANs in clear.
+    pub fn fingerprint(&self, key: &PanKey) -> PanFingerprint {
+        let mut hasher = SipHasher13::new_with_keys(key.k0, key.k1);
+        hasher.write(&self.digits[..self.len()]);
+        PanFingerprint(hasher.finish128().as_u128())
+    }
+}
+
+fn luhn_valid(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// Computes the Luhn check digit for `body` (digits without the check digit).
+pub fn luhn_check_digit(body: &[u8]) -> u8 {
+    let mut sum = 0u32;
+    for (i, d) in body.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 0 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    b'0' + ((10 - sum % 10) % 10) as u8
+}
+
+impl fmt::Debug for Pan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pan({})", self.masked())
+    }
+}
+
+impl fmt::Display for Pan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.masked(), f)
+    }
+}
+
+/// The printable masked form of a PAN (`424242******4242`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MaskedPan {
+    text: [u8; Pan::MAX_LEN],
+    len: u8,
+}
+
+impl MaskedPan {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Display for MaskedPan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for MaskedPan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The secret key of PAN fingerprints. Its `Debug` never shows the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PanKey {
+    k0: u64,
+    k1: u64,
+}
+
+impl PanKey {
+    pub fn new(key: [u8; 16]) -> PanKey {
+        let (a, b) = key.split_at(8);
+        PanKey {
+            k0: u64::from_le_bytes(a.try_into().unwrap_or_default()),
+            k1: u64::from_le_bytes(b.try_into().unwrap_or_default()),
+        }
+    }
+}
+
+impl fmt::Debug for PanKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PanKey(..)")
+    }
+}
+
+/// A keyed 128-bit hash of a PAN: the key of the card index and what the journal stores.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct PanFingerprint(pub u128);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_length_digits_and_luhn() {
+        assert!(Pan::parse("4242424242424242").is_ok());
+        assert!(Pan::parse("4000001234567899").is_ok());
+        assert_eq!(Pan::parse("4242424242424241"), Err(PanError::Luhn));
+        assert_eq!(Pan::parse("42424242424"), Err(PanError::Length(11)));
+        assert_eq!(Pan::parse("42424242424242424242"), Err(PanError::Length(20)));
+        assert_eq!(Pan::parse("4242-4242-4242-42"), Err(PanError::NotDigits));
+    }
+
+    #[test]
+    fn check_digit_completes_a_valid_pan() {
+        for body in ["424242424242424", "400000123456789", "50000000000"] {
+            let mut full = body.as_bytes().to_vec();
+            full.push(luhn_check_digit(body.as_bytes()));
+            assert!(Pan::from_ascii(&full).is_ok(), "{body}");
+        }
+    }
+
+    #[test]
+    fn never_shows_the_middle_digits() {
+        let pan = Pan::parse("4000001234567899").unwrap();
+        assert_eq!(pan.to_string(), "400000******7899");
+        assert_eq!(format!("{pan:?}"), "Pan(400000******7899)");
+        assert_eq!(pan.last4(), "7899");
+        assert_eq!(pan.expose_digits(), "4000001234567899");
+    }
+
+    #[test]
+    fn fingerprints_depend_on_key_and_digits() {
+        let a = Pan::parse("4242424242424242").unwrap();
+        let b = Pan::parse("4000001234567899").unwrap();
+        let k1 = PanKey::new([1; 16]);
+        let k2 = PanKey::new([2; 16]);
+        assert_eq!(a.fingerprint(&k1), a.fingerprint(&k1));
+        assert_ne!(a.fingerprint(&k1), b.fingerprint(&k1));
+        assert_ne!(a.fingerprint(&k1), a.fingerprint(&k2));
+        assert_eq!(format!("{k1:?}"), "PanKey(..)");
+    }
+}
