@@ -1,0 +1,1 @@
+//! The durable journal: group-committed events in sled, snapshots and recovery.
