@@ -1,1 +1,4 @@
-//! placeholder
+//! cardcore network simulator: scenario replay (the public scenario format), synthetic
+//! traffic generation, and reports.
+
+pub mod scenario;

@@ -1,0 +1,1 @@
+//! The scenario format: parsing, replay and expectations.
