@@ -555,3 +555,31 @@ impl fmt::Debug for MessageBuilder {
         debug_fields(f, "MessageBuilder", self.mti, fields)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_fields_keeps_the_arena_bounded() {
+        let mut b = MessageBuilder::new(Mti::AuthorizationRequest);
+        b.set(4, b"000000000100").unwrap();
+        let mut peak = 0;
+        for round in 0..5000usize {
+            // Ever-changing lengths defeat the in-place overwrite, leaving dead bytes behind.
+            let len = 1 + (round * 7) % 999;
+            b.set(48, &vec![b'a' + (round % 26) as u8; len]).unwrap();
+            b.set(61, &vec![b'z'; 999 - len]).unwrap();
+            peak = peak.max(b.arena.len());
+            assert_eq!(b.get(48).map(<[u8]>::len), Some(len));
+            assert_eq!(b.get(61).map(<[u8]>::len), Some(999 - len));
+        }
+        assert!(peak <= ARENA_COMPACT_AT + FIELD_VALUE_MAX, "arena peaked at {peak}");
+        assert!(peak > ARENA_COMPACT_AT / 2, "the test did exercise compaction ({peak})");
+        assert_eq!(b.get(4), Some(&b"000000000100"[..]));
+        let packed = b.to_vec();
+        let parsed = super::super::parse(&packed).unwrap();
+        assert_eq!(parsed.get(48), b.get(48));
+        assert_eq!(parsed.get(61), b.get(61));
+    }
+}
