@@ -27,7 +27,7 @@ pub mod target;
 pub mod traffic;
 pub mod values;
 
-pub use parse::{parse_line, OpName, ParseError, Scenario};
+pub use parse::{parse_line, OpFamily, OpName, ParseError, Scenario};
 pub use report::{Failure, Problem, Report, StepOutcome};
 pub use runner::{replay_files, Runner, SCENARIO_START};
 pub use step::{Name, Step, StepKind};

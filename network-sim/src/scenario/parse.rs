@@ -203,6 +203,14 @@ const AUTH_KEYS: &[&str] = &[
     "single_message",
 ];
 
+/// The three families of ops: setup, traffic and expectation steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpFamily {
+    Setup,
+    Traffic,
+    Expect,
+}
+
 impl OpName {
     pub const ALL: [OpName; 26] = [
         OpName::Clock,
@@ -332,15 +340,24 @@ impl OpName {
         }
     }
 
-    /// `expect_error` on setup steps, `expect` on traffic steps, nothing on `expect_*`.
-    pub fn expectation_key(self) -> Option<&'static str> {
+    /// Which family the op belongs to; the family decides its expectation key.
+    pub fn family(self) -> OpFamily {
         use OpName::*;
         match self {
-            Auth | Incremental | Advice | Clear | Reverse | Duplicate | Raw => Some("expect"),
+            Auth | Incremental | Advice | Clear | Reverse | Duplicate | Raw => OpFamily::Traffic,
             ExpectBalance | ExpectTxn | ExpectLimitUsage | ExpectPinTries | ExpectInvariants => {
-                None
+                OpFamily::Expect
             }
-            _ => Some("expect_error"),
+            _ => OpFamily::Setup,
+        }
+    }
+
+    /// `expect_error` on setup steps, `expect` on traffic steps, nothing on `expect_*`.
+    pub fn expectation_key(self) -> Option<&'static str> {
+        match self.family() {
+            OpFamily::Setup => Some("expect_error"),
+            OpFamily::Traffic => Some("expect"),
+            OpFamily::Expect => None,
         }
     }
 
@@ -370,8 +387,8 @@ fn parse_step(mut map: Map<String, Value>) -> FieldResult<StepKind> {
         map,
         prefix: "",
     };
-    let kind = match op.expectation_key() {
-        Some("expect") => {
+    let kind = match op.family() {
+        OpFamily::Traffic => {
             let expect = fields
                 .opt("expect", Ok)?
                 .map(parse_traffic_expect)
@@ -381,14 +398,14 @@ fn parse_step(mut map: Map<String, Value>) -> FieldResult<StepKind> {
                 expect,
             }
         }
-        Some(_) => {
+        OpFamily::Setup => {
             let expect_error = fields.opt("expect_error", by_ref(v::boolean))?;
             StepKind::Setup {
                 op: parse_setup(op, &mut fields)?,
                 expect_error,
             }
         }
-        None => StepKind::Expect(parse_expect(op, &mut fields)?),
+        OpFamily::Expect => StepKind::Expect(parse_expect(op, &mut fields)?),
     };
     // Every key was checked against the op's list above; one left unread would be a key
     // this parser forgot, and it must not pass unnoticed either.
@@ -815,6 +832,7 @@ fn parse_traffic_expect(value: Value) -> FieldResult<TrafficExpect> {
         let message = format!("unknown key in expect (it takes {})", KEYS.join(", "));
         return Err(FieldError::key(&format!("expect.{key}"), message));
     }
+    // Every key of `expect` is optional, so the op named here never reaches a message.
     let mut f = Fields {
         op: OpName::Auth,
         map,
