@@ -1,0 +1,524 @@
+//! Applying events. Each event is checked against the state first (its holds, balances and
+//! amounts must fit), the new balances are computed into a small staging area with checked
+//! arithmetic, and only then is anything written: an event that does not fit changes
+//! nothing.
+
+use cardcore_core::{BalanceId, Currency, ProfileId, TimeZone};
+
+use super::event::{Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted};
+use super::fx::FEE_PPM_MAX;
+use super::legs::Legs;
+use super::usage::{CardUsage, TypeUsage, WindowCounter};
+use super::{
+    Balance, Book, BookError, CurrencyTotals, Hold, OpenBalance, ProfileBook, CONVERSION_LEGS_MAX,
+    HOLD_LEGS_MAX, PROFILE_BALANCES_MAX,
+};
+use cardcore_core::{CardToken, TxnId};
+use rust_decimal::Decimal;
+
+/// Distinct balances one event can touch: a hold's old legs, its new legs and an excess.
+const DELTAS_MAX: usize = 2 * HOLD_LEGS_MAX + 1;
+
+/// A change to one balance.
+#[derive(Clone, Copy, Debug)]
+struct Delta {
+    balance: BalanceId,
+    /// The balance's currency, as the event says it.
+    currency: Currency,
+    cash_minor: i64,
+    reserved_minor: i64,
+}
+
+/// The changes an event makes, one entry per balance.
+struct Deltas {
+    event: &'static str,
+    len: usize,
+    items: [Delta; DELTAS_MAX],
+}
+
+impl Deltas {
+    fn new(event: &'static str) -> Deltas {
+        let empty = Delta {
+            balance: BalanceId(0),
+            currency: Currency::EUR,
+            cash_minor: 0,
+            reserved_minor: 0,
+        };
+        Deltas {
+            event,
+            len: 0,
+            items: [empty; DELTAS_MAX],
+        }
+    }
+
+    fn as_slice(&self) -> &[Delta] {
+        &self.items[..self.len]
+    }
+
+    fn add(&mut self, d: Delta) -> Result<(), BookError> {
+        let overflow = || BookError::Overflow {
+            what: "balance change",
+        };
+        if let Some(e) = self.items[..self.len]
+            .iter_mut()
+            .find(|e| e.balance == d.balance)
+        {
+            if e.currency != d.currency {
+                return Err(BookError::mismatch(
+                    self.event,
+                    format!("{} in two currencies", d.balance),
+                ));
+            }
+            e.cash_minor = e
+                .cash_minor
+                .checked_add(d.cash_minor)
+                .ok_or_else(overflow)?;
+            e.reserved_minor = e
+                .reserved_minor
+                .checked_add(d.reserved_minor)
+                .ok_or_else(overflow)?;
+            return Ok(());
+        }
+        let event = self.event;
+        let slot = self.items.get_mut(self.len);
+        *slot.ok_or_else(|| BookError::mismatch(event, "touches too many balances"))? = d;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Reserves (`+1`) or releases (`-1`) what the legs hold.
+    fn hold(&mut self, legs: &Legs, sign: i64) -> Result<(), BookError> {
+        for leg in legs {
+            let reserved_minor = leg
+                .held_minor
+                .checked_mul(sign)
+                .ok_or(BookError::Overflow {
+                    what: "hold amount",
+                })?;
+            self.add(Delta {
+                balance: leg.balance,
+                currency: leg.currency,
+                cash_minor: 0,
+                reserved_minor,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes what the legs hold out of cash.
+    fn post(&mut self, legs: &Legs) -> Result<(), BookError> {
+        for leg in legs {
+            self.add(Delta {
+                balance: leg.balance,
+                currency: leg.currency,
+                cash_minor: -leg.held_minor,
+                reserved_minor: 0,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// New balances, computed but not yet written.
+struct Staged {
+    len: usize,
+    items: [Option<Balance>; DELTAS_MAX],
+}
+
+impl Book {
+    /// Applies an event that a decision of this book produced (now, or before a restart).
+    /// See the [module documentation](super) for the contract.
+    pub fn apply(&mut self, event: &LedgerEvent) -> Result<(), BookError> {
+        match event {
+            LedgerEvent::ProfileOpened {
+                profile,
+                time_zone,
+                usage_currency,
+            } => self.apply_profile_opened(*profile, *time_zone, *usage_currency),
+            LedgerEvent::CardOpened {
+                card,
+                profile,
+                usage_currency,
+            } => self.apply_card_opened(*card, *profile, *usage_currency),
+            LedgerEvent::BalanceOpened(open) => {
+                self.check_open("BalanceOpened", Some(open), open.profile, open.currency)?;
+                self.insert_balance(open);
+                Ok(())
+            }
+            LedgerEvent::Credited(e) => self.apply_credited(e),
+            LedgerEvent::HoldPlaced(e) => self.apply_hold_placed(e),
+            LedgerEvent::HoldResized(e) => self.apply_hold_resized(e),
+            LedgerEvent::HoldReleased { txn, .. } => self.apply_hold_released(*txn),
+            LedgerEvent::Captured(e) => self.apply_captured(e),
+            LedgerEvent::Posted(e) => self.apply_posted(e),
+            LedgerEvent::UsageAdded(e) => self.apply_usage_added(e),
+            LedgerEvent::UsageAdjusted(e) => self.apply_usage_adjusted(e),
+        }
+    }
+
+    fn apply_profile_opened(
+        &mut self,
+        profile: ProfileId,
+        time_zone: TimeZone,
+        usage_currency: Currency,
+    ) -> Result<(), BookError> {
+        if self.profiles.contains_key(&profile) {
+            return Err(BookError::mismatch(
+                "ProfileOpened",
+                format!("{profile} is already open"),
+            ));
+        }
+        let entry = ProfileBook {
+            time_zone,
+            usage_currency,
+            balances: Vec::new(),
+            usage: [TypeUsage::default(); 2],
+        };
+        self.profiles.insert(profile, entry);
+        Ok(())
+    }
+
+    fn apply_card_opened(
+        &mut self,
+        card: CardToken,
+        profile: ProfileId,
+        currency: Currency,
+    ) -> Result<(), BookError> {
+        const EVENT: &str = "CardOpened";
+        if self.cards.contains_key(&card) {
+            return Err(BookError::mismatch(
+                EVENT,
+                format!("{card} is already open"),
+            ));
+        }
+        if !self.profiles.contains_key(&profile) {
+            return Err(BookError::mismatch(EVENT, format!("unknown {profile}")));
+        }
+        let usage = CardUsage {
+            profile,
+            currency,
+            daily: WindowCounter::EMPTY,
+            monthly: WindowCounter::EMPTY,
+            lifetime_minor: 0,
+        };
+        self.cards.insert(card, usage);
+        Ok(())
+    }
+
+    fn apply_credited(&mut self, e: &Credit) -> Result<(), BookError> {
+        const EVENT: &str = "Credited";
+        if e.amount.amount_minor <= 0 {
+            return Err(BookError::mismatch(EVENT, "the amount is not positive"));
+        }
+        let owner = match (&e.open, self.balances.get(&e.balance)) {
+            (Some(open), _) if open.balance == e.balance => open.profile,
+            (None, Some(b)) => b.profile,
+            _ => return Err(BookError::mismatch(EVENT, format!("unknown {}", e.balance))),
+        };
+        self.check_open(EVENT, e.open.as_ref(), owner, e.amount.currency)?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.add(Delta {
+            balance: e.balance,
+            currency: e.amount.currency,
+            cash_minor: e.amount.amount_minor,
+            reserved_minor: 0,
+        })?;
+        let staged = self.stage(&deltas, owner, e.open.as_ref())?;
+        self.commit(&staged, e.open.as_ref(), false);
+        let amount = i128::from(e.amount.amount_minor);
+        let totals = self.totals_mut(e.amount.currency);
+        match e.kind {
+            CreditKind::TopUp => totals.top_ups_minor = totals.top_ups_minor.saturating_add(amount),
+            CreditKind::Refund(_) => {
+                totals.refunds_minor = totals.refunds_minor.saturating_add(amount)
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_hold_placed(&mut self, e: &HoldPlaced) -> Result<(), BookError> {
+        const EVENT: &str = "HoldPlaced";
+        if self.holds.contains_key(&e.txn) {
+            return Err(BookError::mismatch(
+                EVENT,
+                format!("{} already has a hold", e.txn),
+            ));
+        }
+        if !self.profiles.contains_key(&e.profile) {
+            return Err(BookError::mismatch(EVENT, format!("unknown {}", e.profile)));
+        }
+        check_legs(EVENT, &e.legs, e.currency, false)?;
+        self.check_open(EVENT, e.open.as_ref(), e.profile, e.currency)?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.hold(&e.legs, 1)?;
+        let staged = self.stage(&deltas, e.profile, e.open.as_ref())?;
+        self.commit(&staged, e.open.as_ref(), e.flagged);
+        let hold = Hold {
+            profile: e.profile,
+            currency: e.currency,
+            legs: e.legs,
+            flagged: e.flagged,
+        };
+        self.holds.insert(e.txn, hold);
+        Ok(())
+    }
+
+    fn apply_hold_resized(&mut self, e: &HoldResized) -> Result<(), BookError> {
+        const EVENT: &str = "HoldResized";
+        let hold = *self
+            .holds
+            .get(&e.txn)
+            .ok_or_else(|| no_hold(EVENT, e.txn))?;
+        check_legs(EVENT, &e.legs, hold.currency, false)?;
+        self.check_open(EVENT, e.open.as_ref(), hold.profile, hold.currency)?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.hold(&hold.legs, -1)?;
+        deltas.hold(&e.legs, 1)?;
+        let staged = self.stage(&deltas, hold.profile, e.open.as_ref())?;
+        self.commit(&staged, e.open.as_ref(), e.flagged);
+        if let Some(h) = self.holds.get_mut(&e.txn) {
+            h.legs = e.legs;
+            h.flagged |= e.flagged;
+        }
+        Ok(())
+    }
+
+    fn apply_hold_released(&mut self, txn: TxnId) -> Result<(), BookError> {
+        const EVENT: &str = "HoldReleased";
+        let hold = *self.holds.get(&txn).ok_or_else(|| no_hold(EVENT, txn))?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.hold(&hold.legs, -1)?;
+        let staged = self.stage(&deltas, hold.profile, None)?;
+        self.commit(&staged, None, false);
+        self.holds.remove(&txn);
+        Ok(())
+    }
+
+    fn apply_captured(&mut self, e: &Captured) -> Result<(), BookError> {
+        const EVENT: &str = "Captured";
+        let hold = *self
+            .holds
+            .get(&e.txn)
+            .ok_or_else(|| no_hold(EVENT, e.txn))?;
+        if e.currency != hold.currency {
+            return Err(BookError::mismatch(EVENT, "not in the hold's currency"));
+        }
+        check_legs(EVENT, &e.posted, hold.currency, true)?;
+        self.check_open(EVENT, e.open.as_ref(), hold.profile, hold.currency)?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.hold(&hold.legs, -1)?;
+        deltas.post(&e.posted)?;
+        if let Some(x) = e.excess {
+            if x.amount.currency != hold.currency || x.amount.amount_minor <= 0 {
+                return Err(BookError::mismatch(
+                    EVENT,
+                    "the excess is not a positive amount",
+                ));
+            }
+            let (balance, currency) = (x.balance, x.amount.currency);
+            deltas.add(Delta {
+                balance,
+                currency,
+                cash_minor: -x.amount.amount_minor,
+                reserved_minor: 0,
+            })?;
+        }
+        let staged = self.stage(&deltas, hold.profile, e.open.as_ref())?;
+        self.commit(&staged, e.open.as_ref(), e.flagged);
+        self.add_postings(&e.posted);
+        if let Some(x) = e.excess {
+            let totals = self.totals_mut(x.amount.currency);
+            totals.postings_minor = totals
+                .postings_minor
+                .saturating_add(i128::from(x.amount.amount_minor));
+        }
+        self.holds.remove(&e.txn);
+        Ok(())
+    }
+
+    fn apply_posted(&mut self, e: &Posted) -> Result<(), BookError> {
+        const EVENT: &str = "Posted";
+        if self.holds.contains_key(&e.txn) {
+            return Err(BookError::mismatch(
+                EVENT,
+                format!("{} has a live hold", e.txn),
+            ));
+        }
+        if !self.profiles.contains_key(&e.profile) {
+            return Err(BookError::mismatch(EVENT, format!("unknown {}", e.profile)));
+        }
+        check_legs(EVENT, &e.posted, e.currency, false)?;
+        self.check_open(EVENT, e.open.as_ref(), e.profile, e.currency)?;
+        let mut deltas = Deltas::new(EVENT);
+        deltas.post(&e.posted)?;
+        let staged = self.stage(&deltas, e.profile, e.open.as_ref())?;
+        self.commit(&staged, e.open.as_ref(), e.flagged);
+        self.add_postings(&e.posted);
+        Ok(())
+    }
+
+    /// Checks a balance an event opens: unused id, known profile (the event's owner), no
+    /// balance in that currency yet, room for one more.
+    fn check_open(
+        &self,
+        event: &'static str,
+        open: Option<&OpenBalance>,
+        owner: ProfileId,
+        currency: Currency,
+    ) -> Result<(), BookError> {
+        let Some(open) = open else { return Ok(()) };
+        let bad =
+            |why: &str| BookError::mismatch(event, format!("opening {}: {why}", open.balance));
+        if open.profile != owner || open.currency != currency {
+            return Err(bad("not the event's profile and currency"));
+        }
+        if self.balances.contains_key(&open.balance) {
+            return Err(bad("the id is in use"));
+        }
+        let entry = self
+            .profiles
+            .get(&open.profile)
+            .ok_or_else(|| bad("unknown profile"))?;
+        if entry.balances.iter().any(|(c, _)| *c == open.currency) {
+            return Err(bad("the profile has a balance in that currency"));
+        }
+        if entry.balances.len() >= PROFILE_BALANCES_MAX {
+            return Err(bad("the profile has too many balances"));
+        }
+        Ok(())
+    }
+
+    /// Computes the balances after `deltas`, checking that each belongs to `owner`, is in
+    /// the currency the event says, and that nothing overflows or reserves below zero.
+    fn stage(
+        &self,
+        deltas: &Deltas,
+        owner: ProfileId,
+        open: Option<&OpenBalance>,
+    ) -> Result<Staged, BookError> {
+        let mut staged = Staged {
+            len: 0,
+            items: [None; DELTAS_MAX],
+        };
+        for (slot, d) in staged.items.iter_mut().zip(deltas.as_slice()) {
+            let bad =
+                |why: &str| BookError::mismatch(deltas.event, format!("{}: {why}", d.balance));
+            let base = match (self.balances.get(&d.balance), open) {
+                (Some(b), _) => *b,
+                (None, Some(o)) if o.balance == d.balance => Balance::opened(o),
+                (None, _) => return Err(bad("unknown balance")),
+            };
+            if base.profile != owner {
+                return Err(bad("belongs to another profile"));
+            }
+            if base.currency != d.currency {
+                return Err(bad("the event has it in another currency"));
+            }
+            let cash = base.cash_minor.checked_add(d.cash_minor);
+            let reserved = base.reserved_minor.checked_add(d.reserved_minor);
+            let available = d.cash_minor.checked_sub(d.reserved_minor);
+            let available = available.and_then(|a| base.available_minor.checked_add(a));
+            let (Some(cash_minor), Some(reserved_minor), Some(available_minor)) =
+                (cash, reserved, available)
+            else {
+                return Err(BookError::Overflow { what: "balance" });
+            };
+            if reserved_minor < 0 {
+                return Err(bad("reserved would go below zero"));
+            }
+            *slot = Some(Balance {
+                cash_minor,
+                reserved_minor,
+                available_minor,
+                ..base
+            });
+        }
+        staged.len = deltas.len;
+        Ok(staged)
+    }
+
+    /// Writes staged balances (opening the new one first). A balance left below zero by a
+    /// flagged event is marked overdrawn; one at zero or above is not.
+    fn commit(&mut self, staged: &Staged, open: Option<&OpenBalance>, flagged: bool) {
+        if let Some(open) = open {
+            self.insert_balance(open);
+        }
+        for mut b in staged.items[..staged.len].iter().flatten().copied() {
+            b.overdrawn = b.available_minor < 0 && (b.overdrawn || flagged);
+            if let Some(slot) = self.balances.get_mut(&b.id) {
+                *slot = b;
+            }
+        }
+    }
+
+    /// Adds an empty balance; [`Book::check_open`] has been passed.
+    fn insert_balance(&mut self, open: &OpenBalance) {
+        if let Some(entry) = self.profiles.get_mut(&open.profile) {
+            entry.balances.push((open.currency, open.balance));
+        }
+        self.balances.insert(open.balance, Balance::opened(open));
+        let next = open.balance.0.saturating_add(self.balance_id_step);
+        self.next_balance_id = self.next_balance_id.max(next);
+    }
+
+    fn add_postings(&mut self, legs: &Legs) {
+        for leg in legs {
+            let totals = self.totals_mut(leg.currency);
+            totals.postings_minor = totals
+                .postings_minor
+                .saturating_add(i128::from(leg.held_minor));
+        }
+    }
+
+    fn totals_mut(&mut self, currency: Currency) -> &mut CurrencyTotals {
+        let i = match self.totals.binary_search_by(|t| t.currency.cmp(&currency)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.totals.insert(i, CurrencyTotals::zero(currency));
+                i
+            }
+        };
+        &mut self.totals[i]
+    }
+}
+
+fn no_hold(event: &'static str, txn: TxnId) -> BookError {
+    BookError::mismatch(event, format!("{txn} has no hold"))
+}
+
+/// The shape of legs: positive amounts, a fee within the held amount, the transaction-
+/// currency leg at rate 1 without fee, at most one of it, and at most
+/// [`CONVERSION_LEGS_MAX`] others. `may_be_empty` for a clearing at zero.
+pub(crate) fn check_legs(
+    event: &'static str,
+    legs: &Legs,
+    txn_currency: Currency,
+    may_be_empty: bool,
+) -> Result<(), BookError> {
+    let bad = |why: String| Err(BookError::mismatch(event, why));
+    if legs.is_empty() && !may_be_empty {
+        return bad("no legs".to_owned());
+    }
+    if legs.iter().filter(|l| l.currency == txn_currency).count() > 1 {
+        return bad("two legs in the transaction currency".to_owned());
+    }
+    if legs.conversion_count(txn_currency) > CONVERSION_LEGS_MAX {
+        return bad(format!("more than {CONVERSION_LEGS_MAX} conversion legs"));
+    }
+    for leg in legs {
+        let shape_ok = leg.covers_minor > 0
+            && leg.held_minor > 0
+            && leg.fee_minor >= 0
+            && leg.fee_minor <= leg.held_minor
+            && leg.fee_ppm <= FEE_PPM_MAX
+            && leg.rate > Decimal::ZERO;
+        let own_ok = leg.currency != txn_currency
+            || (leg.rate == Decimal::ONE
+                && leg.fee_minor == 0
+                && leg.held_minor == leg.covers_minor);
+        if !shape_ok || !own_ok {
+            return bad(format!("malformed leg on {}", leg.balance));
+        }
+    }
+    Ok(())
+}

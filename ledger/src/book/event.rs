@@ -1,0 +1,252 @@
+//! Ledger events: the immutable outcome of one decision, which is all that
+//! [`Book::apply`](super::Book::apply) needs. Events are what the journal stores and what
+//! recovery replays; they carry every amount, id, rate and window already decided, so
+//! applying one never looks at FX rates or the clock.
+
+use cardcore_core::{BalanceId, CardToken, Currency, LimitType, Money, ProfileId, TimeZone, TxnId};
+use serde::{Deserialize, Serialize};
+
+use super::legs::{Debit, Leg, Legs};
+use super::usage::{AppliedWindows, Window};
+use super::HOLD_LEGS_MAX;
+
+/// One change to the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerEvent {
+    /// A profile's time zone (for limit windows) and the currency its usage is counted in.
+    ProfileOpened {
+        profile: ProfileId,
+        time_zone: TimeZone,
+        usage_currency: Currency,
+    },
+    /// A card whose limit usage is counted from now on, in `usage_currency`.
+    CardOpened {
+        card: CardToken,
+        profile: ProfileId,
+        usage_currency: Currency,
+    },
+    /// A STANDARD balance with nothing in it.
+    BalanceOpened(OpenBalance),
+    /// Money in: a top-up, or a refund on clearing.
+    Credited(Credit),
+    /// A transaction's hold on one or more balances.
+    HoldPlaced(HoldPlaced),
+    /// A hold grown (incremental authorisation) or shrunk (partial reversal): `legs` is the
+    /// whole new set.
+    HoldResized(HoldResized),
+    /// A hold released in full: reversal to zero or expiry.
+    HoldReleased { txn: TxnId, cause: ReleaseCause },
+    /// A hold released and the final amount posted.
+    Captured(Captured),
+    /// A single-message transaction (or a clearing without a hold), posted at once.
+    Posted(Posted),
+    /// Limit usage of an authorisation, in the windows current at the time.
+    UsageAdded(UsageAdded),
+    /// Limit usage of a transaction set to a new amount (reversal, clearing, expiry).
+    UsageAdjusted(UsageAdjusted),
+}
+
+/// A balance opened on the way, by a decision that needs one that does not exist yet (a
+/// refund, a stand-in advice or an over-clearing in a currency the profile has no balance
+/// in). The balance starts at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpenBalance {
+    pub balance: BalanceId,
+    pub profile: ProfileId,
+    pub currency: Currency,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CreditKind {
+    TopUp,
+    Refund(TxnId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub balance: BalanceId,
+    pub amount: Money,
+    pub kind: CreditKind,
+    /// Opened first (then `open.balance == balance`).
+    pub open: Option<OpenBalance>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPlaced {
+    pub txn: TxnId,
+    pub profile: ProfileId,
+    /// The transaction currency.
+    pub currency: Currency,
+    pub legs: Legs,
+    /// A balance in the transaction currency opened first (stand-in advice only).
+    pub open: Option<OpenBalance>,
+    /// Held past available funds: a stand-in advice the network already approved.
+    pub flagged: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldResized {
+    pub txn: TxnId,
+    pub legs: Legs,
+    pub open: Option<OpenBalance>,
+    pub flagged: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReleaseCause {
+    /// A reversal to zero (the transaction is `CANCELLED`).
+    Reversed,
+    /// The hold was not cleared in time (the transaction is `CANCELLED`).
+    Expired,
+}
+
+/// The amount of a clearing above its hold, taken from the transaction-currency balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Excess {
+    pub balance: BalanceId,
+    pub amount: Money,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Captured {
+    pub txn: TxnId,
+    /// The transaction currency.
+    pub currency: Currency,
+    /// What is posted from the hold's legs: all of them when the clearing is at or above the
+    /// hold, shrunk (other currencies first, newest first) when it is below.
+    pub posted: Legs,
+    pub excess: Option<Excess>,
+    pub open: Option<OpenBalance>,
+    /// The excess took available funds below zero.
+    pub flagged: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    pub txn: TxnId,
+    pub profile: ProfileId,
+    pub currency: Currency,
+    pub posted: Legs,
+    pub open: Option<OpenBalance>,
+    /// Posted past available funds (a forced post).
+    pub flagged: bool,
+}
+
+/// Usage added for `txn`: `card_minor` to the card's counters (daily, monthly, lifetime),
+/// `profile_minor` to the profile's counters of `limit_type` (daily, monthly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageAdded {
+    pub txn: TxnId,
+    pub card: CardToken,
+    pub limit_type: LimitType,
+    pub card_minor: i64,
+    pub profile_minor: i64,
+    /// The daily and monthly windows current when it was decided.
+    pub daily: Window,
+    pub monthly: Window,
+}
+
+/// The usage of `txn` set to new amounts. Each counter in `windows` moves by the difference;
+/// the others (whose window has ended since) do not. The card's lifetime counter always
+/// moves. `close` forgets the transaction's record (it will not change again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageAdjusted {
+    pub txn: TxnId,
+    pub card_minor: i64,
+    pub profile_minor: i64,
+    pub windows: AppliedWindows,
+    pub close: bool,
+}
+
+/// At most every leg plus an excess.
+pub const DEBITS_MAX: usize = HOLD_LEGS_MAX + 1;
+
+impl LedgerEvent {
+    /// A short name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LedgerEvent::ProfileOpened { .. } => "ProfileOpened",
+            LedgerEvent::CardOpened { .. } => "CardOpened",
+            LedgerEvent::BalanceOpened(_) => "BalanceOpened",
+            LedgerEvent::Credited(_) => "Credited",
+            LedgerEvent::HoldPlaced(_) => "HoldPlaced",
+            LedgerEvent::HoldResized(_) => "HoldResized",
+            LedgerEvent::HoldReleased { .. } => "HoldReleased",
+            LedgerEvent::Captured(_) => "Captured",
+            LedgerEvent::Posted(_) => "Posted",
+            LedgerEvent::UsageAdded(_) => "UsageAdded",
+            LedgerEvent::UsageAdjusted(_) => "UsageAdjusted",
+        }
+    }
+
+    /// The transaction the event belongs to, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match self {
+            LedgerEvent::ProfileOpened { .. }
+            | LedgerEvent::CardOpened { .. }
+            | LedgerEvent::BalanceOpened(_) => None,
+            LedgerEvent::Credited(c) => match c.kind {
+                CreditKind::TopUp => None,
+                CreditKind::Refund(txn) => Some(txn),
+            },
+            LedgerEvent::HoldPlaced(e) => Some(e.txn),
+            LedgerEvent::HoldResized(e) => Some(e.txn),
+            LedgerEvent::HoldReleased { txn, .. } => Some(*txn),
+            LedgerEvent::Captured(e) => Some(e.txn),
+            LedgerEvent::Posted(e) => Some(e.txn),
+            LedgerEvent::UsageAdded(e) => Some(e.txn),
+            LedgerEvent::UsageAdjusted(e) => Some(e.txn),
+        }
+    }
+
+    /// Whether money went past available funds: a stand-in advice, a forced post or an
+    /// over-clearing. The engine marks the transaction.
+    pub fn is_flagged(&self) -> bool {
+        match self {
+            LedgerEvent::HoldPlaced(e) => e.flagged,
+            LedgerEvent::HoldResized(e) => e.flagged,
+            LedgerEvent::Captured(e) => e.flagged,
+            LedgerEvent::Posted(e) => e.flagged,
+            _ => false,
+        }
+    }
+
+    /// The balance this event opened, if any.
+    pub fn opened(&self) -> Option<OpenBalance> {
+        match self {
+            LedgerEvent::BalanceOpened(o) => Some(*o),
+            LedgerEvent::Credited(e) => e.open,
+            LedgerEvent::HoldPlaced(e) => e.open,
+            LedgerEvent::HoldResized(e) => e.open,
+            LedgerEvent::Captured(e) => e.open,
+            LedgerEvent::Posted(e) => e.open,
+            _ => None,
+        }
+    }
+
+    /// The money that left balances for good (a capture or a post), one line per balance
+    /// and rate, as the reference's `debits` list shows it. Empty for other events. For a
+    /// live hold, see [`Hold::debits`](super::Hold::debits).
+    pub fn debits(&self) -> impl Iterator<Item = Debit> {
+        let mut lines = [None; DEBITS_MAX];
+        let (legs, excess, txn_currency) = match self {
+            LedgerEvent::Captured(e) => (e.posted.as_slice(), e.excess, e.currency),
+            LedgerEvent::Posted(e) => (e.posted.as_slice(), None, e.currency),
+            _ => (&[][..], None, Currency::EUR),
+        };
+        let excess_leg =
+            excess.map(|x| Leg::own(x.balance, x.amount.currency, x.amount.amount_minor));
+        for (slot, leg) in lines.iter_mut().zip(legs.iter().chain(excess_leg.iter())) {
+            *slot = Some(leg.debit(txn_currency));
+        }
+        lines.into_iter().flatten()
+    }
+
+    /// The money that came in, for a credit.
+    pub fn credit(&self) -> Option<(BalanceId, Money)> {
+        match self {
+            LedgerEvent::Credited(c) => Some((c.balance, c.amount)),
+            _ => None,
+        }
+    }
+}

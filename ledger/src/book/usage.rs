@@ -1,0 +1,608 @@
+//! Limit usage: what a card and a profile have spent, per window.
+//!
+//! - Per card: daily, monthly and lifetime counters (the `TRANSACTION` granularity looks at
+//!   one amount and has no counter), in the currency given when the card was opened.
+//! - Per profile and [`LimitType`]: daily and monthly counters, in the profile's usage
+//!   currency.
+//!
+//! The engine converts amounts into each counter's currency before calling the book.
+//!
+//! # Windows
+//! A daily window runs from local midnight to the next local midnight in the profile's time
+//! zone; a monthly one from local midnight on the 1st to the 1st of the next month. Both are
+//! half-open `[start, end)` in UTC milliseconds, so a day across a DST change lasts 23 or 25
+//! hours. Where midnight does not exist (a zone that springs forward at 00:00), the day
+//! starts at the first local time that does. Each counter keeps the window its usage
+//! belongs to, so reading usage is two integer compares; a stale window reads as zero.
+//!
+//! # Adjustments
+//! Usage counts the amount authorised in the window, adjusted by later reversals and
+//! clearings of the same transaction. The book keeps, per transaction, the amounts counted
+//! and the windows they went into; an adjustment moves a window's counter only while that
+//! window is still current (the lifetime counter always moves). Expiry sets the amounts to
+//! zero and keeps the record, so a clearing that arrives later counts again in the
+//! authorisation's window if it is still current.
+
+use std::fmt;
+
+use cardcore_core::{
+    CardToken, Currency, Granularity, LimitType, Money, ProfileId, TimeZone, Timestamp, TxnId,
+};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone as _};
+use serde::{Deserialize, Serialize};
+
+use super::error::BookError;
+use super::event::{LedgerEvent, UsageAdded, UsageAdjusted};
+use super::Book;
+
+/// Local midnight may fall in a DST gap: look for the first valid local time in 15-minute
+/// steps, up to 3 hours (no zone has had a longer gap at midnight).
+const MIDNIGHT_SEARCH_STEPS: i64 = 12;
+const MIDNIGHT_SEARCH_STEP_MINUTES: i64 = 15;
+
+/// A half-open interval `[start, end)` of engine time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// Contains nothing: a counter that has never counted.
+    pub const EMPTY: Window = Window {
+        start: Timestamp(i64::MIN),
+        end: Timestamp(i64::MIN),
+    };
+    pub const LIFETIME: Window = Window {
+        start: Timestamp(i64::MIN),
+        end: Timestamp(i64::MAX),
+    };
+
+    pub fn contains(&self, now: Timestamp) -> bool {
+        self.start <= now && now < self.end
+    }
+
+    /// The last millisecond of the window (the reference's `resetAt`).
+    pub fn last_instant(&self) -> Timestamp {
+        Timestamp(self.end.0.saturating_sub(1))
+    }
+}
+
+/// Usage in one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowCounter {
+    pub window: Window,
+    pub used_minor: i64,
+}
+
+impl WindowCounter {
+    pub const EMPTY: WindowCounter = WindowCounter {
+        window: Window::EMPTY,
+        used_minor: 0,
+    };
+
+    /// Usage at `now`: zero once the window has ended.
+    pub fn used_at(&self, now: Timestamp) -> i64 {
+        if self.window.contains(now) {
+            self.used_minor
+        } else {
+            0
+        }
+    }
+
+    /// The counter after adding `amount_minor` in `window`: a newer window starts afresh; an
+    /// older one (only after the clock went back) is not counted.
+    fn added(self, window: Window, amount_minor: i64) -> Option<WindowCounter> {
+        if self.window == window {
+            let used_minor = self.used_minor.checked_add(amount_minor)?;
+            Some(WindowCounter { window, used_minor })
+        } else if window.start >= self.window.end {
+            Some(WindowCounter {
+                window,
+                used_minor: amount_minor,
+            })
+        } else {
+            Some(self)
+        }
+    }
+}
+
+impl Default for WindowCounter {
+    fn default() -> Self {
+        WindowCounter::EMPTY
+    }
+}
+
+/// A card's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardUsage {
+    pub profile: ProfileId,
+    pub currency: Currency,
+    pub daily: WindowCounter,
+    pub monthly: WindowCounter,
+    pub lifetime_minor: i64,
+}
+
+/// A profile's counters for one [`LimitType`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeUsage {
+    pub daily: WindowCounter,
+    pub monthly: WindowCounter,
+}
+
+/// Whose usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UsageKey {
+    Card(CardToken),
+    Profile(ProfileId, LimitType),
+}
+
+impl fmt::Display for UsageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageKey::Card(card) => write!(f, "card {card}"),
+            UsageKey::Profile(profile, t) => write!(f, "profile {profile} {t}"),
+        }
+    }
+}
+
+/// The usage of one authorisation, converted by the engine into each counter's currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageCharge {
+    pub txn: TxnId,
+    pub card: CardToken,
+    pub limit_type: LimitType,
+    pub card_amount: Money,
+    pub profile_amount: Money,
+}
+
+/// What a transaction added, and where, so that later adjustments hit the same windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub card: CardToken,
+    pub limit_type: LimitType,
+    pub card_minor: i64,
+    pub profile_minor: i64,
+    pub daily: Window,
+    pub monthly: Window,
+}
+
+/// Whether a transaction's usage may still change after an adjustment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageEnd {
+    /// Keep the record: a partial reversal, or an expiry (a late clearing may follow).
+    Keep,
+    /// Forget the record: the transaction is final (cleared, or reversed to zero).
+    Close,
+}
+
+/// Which windowed counters an adjustment moves (a bit set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AppliedWindows(pub u8);
+
+impl AppliedWindows {
+    pub const CARD_DAILY: u8 = 1;
+    pub const CARD_MONTHLY: u8 = 2;
+    pub const PROFILE_DAILY: u8 = 4;
+    pub const PROFILE_MONTHLY: u8 = 8;
+    const ALL: u8 = 15;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set_if(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        }
+    }
+}
+
+/// The window of `granularity` that contains `now` in `tz`: `None` for `TRANSACTION` (no
+/// window) and for instants out of the calendar's range.
+pub fn window_bounds(tz: TimeZone, granularity: Granularity, now: Timestamp) -> Option<Window> {
+    let local = now.to_datetime().with_timezone(&tz.0).date_naive();
+    let (first, next) = match granularity {
+        Granularity::Transaction => return None,
+        Granularity::Lifetime => return Some(Window::LIFETIME),
+        Granularity::Daily => (local, local.succ_opt()?),
+        Granularity::Monthly => {
+            let first = local.with_day(1)?;
+            let next = if first.month() == 12 {
+                NaiveDate::from_ymd_opt(first.year().checked_add(1)?, 1, 1)?
+            } else {
+                NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)?
+            };
+            (first, next)
+        }
+    };
+    Some(Window {
+        start: local_midnight(tz, first)?,
+        end: local_midnight(tz, next)?,
+    })
+}
+
+/// The instant local midnight begins `date` in `tz` (the first valid local time after it
+/// when midnight falls in a DST gap; the earlier one when it is ambiguous).
+fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    (0..=MIDNIGHT_SEARCH_STEPS).find_map(|step| {
+        let local = midnight + Duration::minutes(step * MIDNIGHT_SEARCH_STEP_MINUTES);
+        tz.0.from_local_datetime(&local)
+            .earliest()
+            .map(|t| Timestamp::from_datetime(t.to_utc()))
+    })
+}
+
+impl Book {
+    /// Records an authorisation's usage in the windows current at `now`. Usage is counted
+    /// whether or not a limit is set. Hot path: unless a window has just ended, this is a
+    /// few integer compares.
+    pub fn plan_usage(
+        &self,
+        charge: &UsageCharge,
+        now: Timestamp,
+    ) -> Result<LedgerEvent, BookError> {
+        if self.usage_records.contains_key(&charge.txn) {
+            return Err(BookError::UsageExists(charge.txn));
+        }
+        let card = self
+            .cards
+            .get(&charge.card)
+            .ok_or(BookError::UnknownCard(charge.card))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or(BookError::UnknownProfile(card.profile))?;
+        check_usage_amount("card usage", charge.card_amount, card.currency)?;
+        check_usage_amount(
+            "profile usage",
+            charge.profile_amount,
+            profile.usage_currency,
+        )?;
+        let counters = &profile.usage[charge.limit_type.index()];
+        let tz = profile.time_zone;
+        let daily = current_window(&[card.daily, counters.daily], tz, Granularity::Daily, now)?;
+        let monthly = current_window(
+            &[card.monthly, counters.monthly],
+            tz,
+            Granularity::Monthly,
+            now,
+        )?;
+        Ok(LedgerEvent::UsageAdded(UsageAdded {
+            txn: charge.txn,
+            card: charge.card,
+            limit_type: charge.limit_type,
+            card_minor: charge.card_amount.amount_minor,
+            profile_minor: charge.profile_amount.amount_minor,
+            daily,
+            monthly,
+        }))
+    }
+
+    /// Sets a transaction's usage to new amounts (the engine converts the final amount into
+    /// each counter's currency): a partial reversal, a clearing (higher or lower), an expiry
+    /// or a full reversal (zero). Windows that have ended since the authorisation keep what
+    /// they counted.
+    pub fn plan_usage_adjust_to(
+        &self,
+        txn: TxnId,
+        card_amount: Money,
+        profile_amount: Money,
+        end: UsageEnd,
+        now: Timestamp,
+    ) -> Result<LedgerEvent, BookError> {
+        let record = self
+            .usage_records
+            .get(&txn)
+            .ok_or(BookError::UnknownUsage(txn))?;
+        let card = self
+            .cards
+            .get(&record.card)
+            .ok_or(BookError::UnknownCard(record.card))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or(BookError::UnknownProfile(card.profile))?;
+        check_usage_amount("card usage", card_amount, card.currency)?;
+        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
+        let counters = &profile.usage[record.limit_type.index()];
+        let current = |c: &WindowCounter, w: Window| c.window == w && w.contains(now);
+        let mut windows = AppliedWindows::default();
+        windows.set_if(
+            AppliedWindows::CARD_DAILY,
+            current(&card.daily, record.daily),
+        );
+        windows.set_if(
+            AppliedWindows::CARD_MONTHLY,
+            current(&card.monthly, record.monthly),
+        );
+        windows.set_if(
+            AppliedWindows::PROFILE_DAILY,
+            current(&counters.daily, record.daily),
+        );
+        windows.set_if(
+            AppliedWindows::PROFILE_MONTHLY,
+            current(&counters.monthly, record.monthly),
+        );
+        Ok(LedgerEvent::UsageAdjusted(UsageAdjusted {
+            txn,
+            card_minor: card_amount.amount_minor,
+            profile_minor: profile_amount.amount_minor,
+            windows,
+            close: end == UsageEnd::Close,
+        }))
+    }
+
+    /// Usage of `key` in the `window` that contains `now`, in the counter's currency.
+    pub fn usage(
+        &self,
+        key: UsageKey,
+        window: Granularity,
+        now: Timestamp,
+    ) -> Result<Money, BookError> {
+        let no_counter = || BookError::NoCounter {
+            key: key.to_string(),
+            window,
+        };
+        match key {
+            UsageKey::Card(token) => {
+                let card = self
+                    .cards
+                    .get(&token)
+                    .ok_or(BookError::UnknownCard(token))?;
+                let used = match window {
+                    Granularity::Daily => card.daily.used_at(now),
+                    Granularity::Monthly => card.monthly.used_at(now),
+                    Granularity::Lifetime => card.lifetime_minor,
+                    Granularity::Transaction => return Err(no_counter()),
+                };
+                Ok(Money::new(used, card.currency))
+            }
+            UsageKey::Profile(id, limit_type) => {
+                let profile = self
+                    .profiles
+                    .get(&id)
+                    .ok_or(BookError::UnknownProfile(id))?;
+                let counters = &profile.usage[limit_type.index()];
+                let used = match window {
+                    Granularity::Daily => counters.daily.used_at(now),
+                    Granularity::Monthly => counters.monthly.used_at(now),
+                    Granularity::Transaction | Granularity::Lifetime => return Err(no_counter()),
+                };
+                Ok(Money::new(used, profile.usage_currency))
+            }
+        }
+    }
+
+    /// The last instant of the `window` containing `now` for `key` (the reference's
+    /// `resetAt`); `None` for windows that never reset (lifetime, transaction).
+    pub fn reset_at(
+        &self,
+        key: UsageKey,
+        window: Granularity,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, BookError> {
+        let profile_id = match key {
+            UsageKey::Card(token) => {
+                self.cards
+                    .get(&token)
+                    .ok_or(BookError::UnknownCard(token))?
+                    .profile
+            }
+            UsageKey::Profile(id, _) => id,
+        };
+        let profile = self
+            .profiles
+            .get(&profile_id)
+            .ok_or(BookError::UnknownProfile(profile_id))?;
+        if !matches!(window, Granularity::Daily | Granularity::Monthly) {
+            return Ok(None);
+        }
+        Ok(window_bounds(profile.time_zone, window, now).map(|w| w.last_instant()))
+    }
+
+    /// What a transaction's usage record holds, while it is open.
+    pub fn usage_record(&self, txn: TxnId) -> Option<&UsageRecord> {
+        self.usage_records.get(&txn)
+    }
+
+    pub(crate) fn apply_usage_added(&mut self, e: &UsageAdded) -> Result<(), BookError> {
+        const EVENT: &str = "UsageAdded";
+        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", e.txn));
+        if self.usage_records.contains_key(&e.txn) {
+            return Err(bad("usage already recorded"));
+        }
+        if e.card_minor < 0 || e.profile_minor < 0 {
+            return Err(bad("negative amount"));
+        }
+        if e.daily.start >= e.daily.end || e.monthly.start >= e.monthly.end {
+            return Err(bad("empty window"));
+        }
+        let card = self.cards.get(&e.card).ok_or_else(|| bad("unknown card"))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or_else(|| bad("unknown profile"))?;
+        let t = profile.usage[e.limit_type.index()];
+        let overflow = || BookError::Overflow {
+            what: "usage counter",
+        };
+        let card_daily = card
+            .daily
+            .added(e.daily, e.card_minor)
+            .ok_or_else(overflow)?;
+        let card_monthly = card
+            .monthly
+            .added(e.monthly, e.card_minor)
+            .ok_or_else(overflow)?;
+        let lifetime = card
+            .lifetime_minor
+            .checked_add(e.card_minor)
+            .ok_or_else(overflow)?;
+        let type_daily = t
+            .daily
+            .added(e.daily, e.profile_minor)
+            .ok_or_else(overflow)?;
+        let type_monthly = t
+            .monthly
+            .added(e.monthly, e.profile_minor)
+            .ok_or_else(overflow)?;
+        let profile_id = card.profile;
+
+        let card = self
+            .cards
+            .get_mut(&e.card)
+            .ok_or_else(|| bad("unknown card"))?;
+        card.daily = card_daily;
+        card.monthly = card_monthly;
+        card.lifetime_minor = lifetime;
+        let profile = self
+            .profiles
+            .get_mut(&profile_id)
+            .ok_or_else(|| bad("unknown profile"))?;
+        profile.usage[e.limit_type.index()] = TypeUsage {
+            daily: type_daily,
+            monthly: type_monthly,
+        };
+        let record = UsageRecord {
+            card: e.card,
+            limit_type: e.limit_type,
+            card_minor: e.card_minor,
+            profile_minor: e.profile_minor,
+            daily: e.daily,
+            monthly: e.monthly,
+        };
+        self.usage_records.insert(e.txn, record);
+        Ok(())
+    }
+
+    pub(crate) fn apply_usage_adjusted(&mut self, e: &UsageAdjusted) -> Result<(), BookError> {
+        const EVENT: &str = "UsageAdjusted";
+        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", e.txn));
+        if e.card_minor < 0 || e.profile_minor < 0 || e.windows.0 & !AppliedWindows::ALL != 0 {
+            return Err(bad("negative amount or unknown window"));
+        }
+        let record = *self
+            .usage_records
+            .get(&e.txn)
+            .ok_or_else(|| bad("no usage recorded"))?;
+        let card = self
+            .cards
+            .get(&record.card)
+            .ok_or_else(|| bad("unknown card"))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or_else(|| bad("unknown profile"))?;
+        let t = profile.usage[record.limit_type.index()];
+        let card_delta = delta(e.card_minor, record.card_minor)?;
+        let profile_delta = delta(e.profile_minor, record.profile_minor)?;
+        let moved = |c: WindowCounter, bit: u8, w: Window, d: i64| -> Result<_, BookError> {
+            if !e.windows.has(bit) {
+                return Ok(c);
+            }
+            if c.window != w {
+                return Err(bad("the recorded window is not the counter's"));
+            }
+            let used_minor = c.used_minor.checked_add(d).filter(|u| *u >= 0);
+            Ok(WindowCounter {
+                window: w,
+                used_minor: used_minor.ok_or_else(|| bad("usage below zero"))?,
+            })
+        };
+        let card_daily = moved(
+            card.daily,
+            AppliedWindows::CARD_DAILY,
+            record.daily,
+            card_delta,
+        )?;
+        let card_monthly = moved(
+            card.monthly,
+            AppliedWindows::CARD_MONTHLY,
+            record.monthly,
+            card_delta,
+        )?;
+        let type_daily = moved(
+            t.daily,
+            AppliedWindows::PROFILE_DAILY,
+            record.daily,
+            profile_delta,
+        )?;
+        let type_monthly = moved(
+            t.monthly,
+            AppliedWindows::PROFILE_MONTHLY,
+            record.monthly,
+            profile_delta,
+        )?;
+        let lifetime = card
+            .lifetime_minor
+            .checked_add(card_delta)
+            .filter(|l| *l >= 0);
+        let lifetime = lifetime.ok_or_else(|| bad("lifetime usage below zero"))?;
+        let profile_id = card.profile;
+
+        let card = self
+            .cards
+            .get_mut(&record.card)
+            .ok_or_else(|| bad("unknown card"))?;
+        card.daily = card_daily;
+        card.monthly = card_monthly;
+        card.lifetime_minor = lifetime;
+        let profile = self
+            .profiles
+            .get_mut(&profile_id)
+            .ok_or_else(|| bad("unknown profile"))?;
+        profile.usage[record.limit_type.index()] = TypeUsage {
+            daily: type_daily,
+            monthly: type_monthly,
+        };
+        if e.close {
+            self.usage_records.remove(&e.txn);
+        } else if let Some(r) = self.usage_records.get_mut(&e.txn) {
+            r.card_minor = e.card_minor;
+            r.profile_minor = e.profile_minor;
+        }
+        Ok(())
+    }
+}
+
+fn delta(new_minor: i64, old_minor: i64) -> Result<i64, BookError> {
+    new_minor.checked_sub(old_minor).ok_or(BookError::Overflow {
+        what: "usage adjustment",
+    })
+}
+
+fn check_usage_amount(
+    what: &'static str,
+    amount: Money,
+    currency: Currency,
+) -> Result<(), BookError> {
+    if amount.currency != currency {
+        return Err(BookError::CurrencyMismatch {
+            what,
+            expected: currency,
+            got: amount.currency,
+        });
+    }
+    if amount.is_negative() {
+        return Err(BookError::NegativeAmount { what, amount });
+    }
+    Ok(())
+}
+
+/// The window containing `now`: a counter's cached one if current (the hot path), else
+/// computed from the time zone.
+fn current_window(
+    counters: &[WindowCounter],
+    tz: TimeZone,
+    granularity: Granularity,
+    now: Timestamp,
+) -> Result<Window, BookError> {
+    if let Some(c) = counters.iter().find(|c| c.window.contains(now)) {
+        return Ok(c.window);
+    }
+    window_bounds(tz, granularity, now).ok_or(BookError::Overflow {
+        what: "time out of calendar range",
+    })
+}
