@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 
@@ -99,7 +101,7 @@ fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Computes the Luhn check digit for `body` (digits without the check digit).
@@ -179,7 +181,7 @@ impl fmt::Debug for PanKey {
 }
 
 /// A keyed 128-bit hash of a PAN: the key of the card index and what the journal stores.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct PanFingerprint(pub u128);
 
 #[cfg(test)]

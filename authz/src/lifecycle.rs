@@ -1,0 +1,530 @@
+//! The transaction lifecycle: authorisation (and its incremental and repeat forms), stand-in
+//! advice, single-message financial requests, clearing, reversal, refunds and hold expiry.
+//! Each handler decides, then emits the events that record what it decided.
+
+use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason, ResponseCode};
+use cardcore_core::{Money, Timestamp, TransactionState, TxnId};
+
+use cardcore_ledger::book::{LedgerEvent, UsageEnd};
+
+use crate::events::EngineEvent;
+use crate::explain::{Check, Explanation, Seen};
+use crate::funds::{Funding, FundsShort};
+use crate::partition::{approval_code, Partition};
+use crate::pipeline::{check_access, check_limits, Inputs, PinEffect};
+use crate::request::{MessageKind, Request};
+use crate::state::{Answer, TxnFlags, TxnRecord};
+
+impl Partition {
+    /// Handles one network request at engine time `now` and returns the answer. Every
+    /// change it makes is in the pending events (see [`Partition::take_encoded`]).
+    pub fn handle(&mut self, request: &Request, now: Timestamp) -> Answer {
+        self.expire_due(now);
+        if let Some(answer) = self.answers.get(&request.key) {
+            // The same message again: the same answer, and nothing changes.
+            return *answer;
+        }
+        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
+        let Some(card) = self.card_by_fingerprint(fingerprint) else {
+            return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
+        };
+        self.pending_profile = card.profile;
+        match request.kind {
+            MessageKind::Authorization if request.original.is_some() => {
+                self.incremental(request, now)
+            }
+            MessageKind::Authorization | MessageKind::Financial => self.authorize(request, now),
+            MessageKind::Advice => self.advice(request, now),
+            MessageKind::Clearing => self.clearing(request, now),
+            MessageKind::Reversal => self.reversal(request, now),
+        }
+    }
+
+    fn new_record(&self, request: &Request, now: Timestamp) -> Option<TxnRecord> {
+        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
+        let card = self.card_by_fingerprint(fingerprint)?;
+        Some(TxnRecord {
+            id: self.peek_txn_id(),
+            profile: card.profile,
+            card: card.token,
+            txn_type: request.txn_type,
+            state: TransactionState::Declined,
+            kind: request.kind,
+            key: request.key,
+            rrn: request.rrn,
+            requested: request.amount,
+            authorised: Money::zero(request.amount.currency),
+            cleared: None,
+            mcc: request.mcc,
+            channel: request.channel,
+            merchant: request.merchant,
+            country: request.country,
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            approval_code: None,
+            flags: TxnFlags {
+                pre_auth: request.pre_auth,
+                ..TxnFlags::default()
+            },
+            created: now,
+            modified: now,
+            purge_time: None,
+            explanation: Explanation::new(),
+        })
+    }
+
+    /// Builds the pipeline's inputs for `request` and runs `f` on them.
+    fn with_inputs<T>(
+        &self,
+        request: &Request,
+        now: Timestamp,
+        f: impl FnOnce(&Inputs<'_>) -> T,
+    ) -> Option<T> {
+        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
+        let card = self.card_by_fingerprint(fingerprint)?;
+        let profile = self.profiles.get(&card.profile)?;
+        let app = self.app.load();
+        let mut currencies = [request.amount.currency; PROFILE_CURRENCIES_SEEN];
+        let mut count = 0;
+        for c in self
+            .book
+            .currencies_of(profile.id)
+            .take(PROFILE_CURRENCIES_SEEN)
+        {
+            currencies[count] = c;
+            count += 1;
+        }
+        let inputs = Inputs {
+            request,
+            card,
+            profile,
+            app: &app,
+            keys: &self.config.keys,
+            now,
+            has_balance_in_currency: currencies[..count].contains(&request.amount.currency),
+            balance_currencies: &currencies[..count],
+        };
+        Some(f(&inputs))
+    }
+
+    /// Runs the checks before the money and records the PIN effect.
+    fn access(
+        &mut self,
+        request: &Request,
+        now: Timestamp,
+        explain: &mut Explanation,
+    ) -> Result<(), Decline> {
+        let checked = self.with_inputs(request, now, |inputs| {
+            let (result, effect) = check_access(inputs, explain);
+            (result, effect, inputs.card.token, inputs.card.pin_tries)
+        });
+        let Some((result, effect, token, tries)) = checked else {
+            return Err(Decline::new(DeclineReason::ProcessingError));
+        };
+        let count = match effect {
+            PinEffect::None => None,
+            PinEffect::Reset if tries == 0 => None,
+            PinEffect::Reset => Some(0),
+            PinEffect::Wrong => Some(tries.saturating_add(1)),
+        };
+        if let Some(count) = count {
+            self.emit(EngineEvent::PinTriesSet { card: token, count });
+        }
+        result
+    }
+
+    fn limits(
+        &self,
+        request: &Request,
+        amount: Money,
+        now: Timestamp,
+        explain: &mut Explanation,
+    ) -> Result<(), Decline> {
+        self.with_inputs(request, now, |inputs| {
+            check_limits(inputs, amount, self, explain)
+        })
+        .unwrap_or(Err(Decline::new(DeclineReason::ProcessingError)))
+    }
+
+    /// 0100 and 0200: the whole pipeline, then a hold (0100) or a posting (0200).
+    fn authorize(&mut self, request: &Request, now: Timestamp) -> Answer {
+        let Some(mut record) = self.new_record(request, now) else {
+            return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
+        };
+        let mut explain = Explanation::new();
+        let credit = request.txn_type.is_credit();
+        let funding = if request.kind == MessageKind::Financial {
+            Funding::Post
+        } else {
+            Funding::Hold
+        };
+        let decided = self.access(request, now, &mut explain).and_then(|()| {
+            if credit {
+                return Ok(None);
+            }
+            self.limits(request, request.amount, now, &mut explain)?;
+            self.check_funds(&record, request.amount, funding, &mut explain)
+                .map(Some)
+        });
+        record.explanation = explain;
+        match decided {
+            Err(decline) => self.record_decline(record, request, decline),
+            Ok(planned) => self.record_approval(record, request, planned, now),
+        }
+    }
+
+    fn check_funds(
+        &self,
+        record: &TxnRecord,
+        amount: Money,
+        funding: Funding,
+        explain: &mut Explanation,
+    ) -> Result<LedgerEvent, Decline> {
+        match self.plan_funding(record, amount, funding) {
+            Ok(planned) => {
+                explain.push(Check::Funds, true, Seen::Amount { amount });
+                Ok(planned)
+            }
+            Err(short) => {
+                let available = amount.checked_sub(short.shortfall).unwrap_or(amount);
+                explain.push(
+                    Check::Funds,
+                    false,
+                    Seen::Funds {
+                        available,
+                        needed: amount,
+                    },
+                );
+                Err(funds_decline(short))
+            }
+        }
+    }
+
+    fn record_decline(
+        &mut self,
+        mut record: TxnRecord,
+        request: &Request,
+        decline: Decline,
+    ) -> Answer {
+        record.state = TransactionState::Declined;
+        record.decline = Some(decline);
+        record.response_code = decline.field39();
+        let answer = Answer {
+            response_code: record.response_code,
+            decline: Some(decline),
+            txn: Some(record.id),
+            approval_code: None,
+            approved_amount: None,
+        };
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.answer(request.key, answer)
+    }
+
+    fn record_approval(
+        &mut self,
+        mut record: TxnRecord,
+        request: &Request,
+        planned: Option<LedgerEvent>,
+        now: Timestamp,
+    ) -> Answer {
+        let amount = request.amount;
+        record.approval_code = Some(approval_code(record.id));
+        record.authorised = amount;
+        record.response_code = ResponseCode::APPROVED;
+        if let Some(event) = planned {
+            self.emit(EngineEvent::Ledger(event));
+            self.usage_add(&record, amount, now);
+        }
+        if request.kind == MessageKind::Financial {
+            record.state = TransactionState::Completed;
+            record.cleared = Some(amount);
+            if request.txn_type.is_credit() {
+                self.funds_credit(&record, amount);
+            }
+            self.usage_close(&record, amount, now);
+        } else {
+            record.state = TransactionState::InProgress;
+            record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
+        }
+        let answer = Answer {
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: Some(amount),
+        };
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.answer(request.key, answer)
+    }
+
+    fn hold_ttl_ms(&self, record: &TxnRecord) -> i64 {
+        if record.flags.pre_auth {
+            self.config.lifecycle.pre_auth_hold_ttl_ms
+        } else {
+            self.config.lifecycle.hold_ttl_ms
+        }
+    }
+
+    /// 0120: the network approved in stand-in; record it and hold the money whatever the
+    /// checks would have said, even into a negative balance (flagged).
+    fn advice(&mut self, request: &Request, now: Timestamp) -> Answer {
+        let Some(mut record) = self.new_record(request, now) else {
+            return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
+        };
+        record.flags.stand_in = true;
+        record.explanation.push(
+            Check::StandIn,
+            true,
+            Seen::Amount {
+                amount: request.amount,
+            },
+        );
+        record.approval_code = Some(approval_code(record.id));
+        record.authorised = request.amount;
+        record.state = TransactionState::InProgress;
+        record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
+        if !request.txn_type.is_credit() {
+            self.funds_forced_hold(&record, request.amount);
+            self.usage_add(&record, request.amount, now);
+        }
+        let answer = Answer {
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: Some(request.amount),
+        };
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.answer(request.key, answer)
+    }
+
+    /// The transaction a follow-up message refers to, or the answer to give when none fits.
+    fn original(&self, request: &Request) -> Result<TxnRecord, ResponseCode> {
+        let key = request.original.ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        let id = self
+            .txn_by_key
+            .get(&key)
+            .ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        let record = self.txns.get(id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        // The follow-up must be for the same card as its original.
+        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
+        if self.card_by_pan.get(&fingerprint) != Some(&record.card) {
+            return Err(ResponseCode::UNKNOWN_ORIGINAL);
+        }
+        if record.state == TransactionState::Declined {
+            return Err(ResponseCode::UNKNOWN_ORIGINAL);
+        }
+        Ok(*record)
+    }
+
+    /// Records a refused follow-up: the answer only, nothing else changes.
+    fn refuse(&mut self, request: &Request, code: ResponseCode, txn: Option<TxnId>) -> Answer {
+        self.refuse_with(request, code, None, txn)
+    }
+
+    fn refuse_with(
+        &mut self,
+        request: &Request,
+        code: ResponseCode,
+        decline: Option<Decline>,
+        txn: Option<TxnId>,
+    ) -> Answer {
+        let answer = Answer {
+            response_code: code,
+            decline,
+            txn,
+            approval_code: None,
+            approved_amount: None,
+        };
+        self.answer(request.key, answer)
+    }
+
+    /// 0100 with DE 90: adds to an authorisation's hold after the same checks on the added
+    /// amount.
+    fn incremental(&mut self, request: &Request, now: Timestamp) -> Answer {
+        let mut record = match self.original(request) {
+            Ok(r) => r,
+            Err(code) => return self.refuse(request, code, None),
+        };
+        if record.state != TransactionState::InProgress || record.txn_type.is_credit() {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
+        }
+        if request.amount.currency != record.requested.currency {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
+        }
+        let mut explain = Explanation::new();
+        let added = request.amount;
+        let decided = self.access(request, now, &mut explain).and_then(|()| {
+            self.limits(request, added, now, &mut explain)?;
+            self.check_funds(&record, added, Funding::Grow, &mut explain)
+        });
+        let planned = match decided {
+            Ok(planned) => planned,
+            Err(decline) => {
+                return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id))
+            }
+        };
+        let (Ok(requested), Ok(authorised)) = (
+            record.requested.checked_add(added),
+            record.authorised.checked_add(added),
+        ) else {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
+        };
+        self.emit(EngineEvent::Ledger(planned));
+        record.requested = requested;
+        record.authorised = authorised;
+        self.usage_set(&record, authorised, UsageEnd::Keep, now);
+        record.modified = now;
+        record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
+        let answer = Answer {
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: Some(added),
+        };
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.answer(request.key, answer)
+    }
+
+    /// 0220: posts the cleared amount, lower or higher than the hold.
+    fn clearing(&mut self, request: &Request, now: Timestamp) -> Answer {
+        let mut record = match self.original(request) {
+            Ok(r) => r,
+            Err(code) => return self.refuse(request, code, None),
+        };
+        if record.state == TransactionState::Completed {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
+        }
+        let amount = request.amount;
+        if amount.currency != record.requested.currency || amount.is_negative() {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
+        }
+        if record.txn_type.is_credit() {
+            self.funds_credit(&record, amount);
+        } else if self.book.hold(record.id).is_some() {
+            record.flags.over_cleared = amount.amount_minor > record.authorised.amount_minor;
+            self.funds_capture(&record, amount);
+            self.usage_close(&record, amount, now);
+        } else {
+            // Cancelled (expired or reversed) and cleared after all: the network's
+            // presentment stands, so the money is posted and counted again.
+            self.funds_forced_post(&record, amount);
+            self.usage_close(&record, amount, now);
+        }
+        record.state = TransactionState::Completed;
+        record.cleared = Some(amount);
+        record.modified = now;
+        record.purge_time = None;
+        let answer = Answer {
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: Some(amount),
+        };
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.answer(request.key, answer)
+    }
+
+    /// 0400/0420: the authorisation shrinks to the final amount (DE 95); 0 cancels it.
+    fn reversal(&mut self, request: &Request, now: Timestamp) -> Answer {
+        let mut record = match self.original(request) {
+            Ok(r) => r,
+            Err(code) => return self.refuse(request, code, None),
+        };
+        let currency = record.requested.currency;
+        if request.amount.currency != currency {
+            let decline = Decline::new(DeclineReason::ReversalNotMatchingAuthCurrency);
+            return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id));
+        }
+        match record.state {
+            TransactionState::InProgress => {}
+            // Already cancelled: reversing again changes nothing.
+            TransactionState::Cancelled => {
+                return self.approve_followup(request, &record, Money::zero(currency))
+            }
+            _ => return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id)),
+        }
+        let final_minor = request.final_amount_minor.unwrap_or(0);
+        if final_minor < 0 || final_minor > record.authorised.amount_minor {
+            return self.refuse(
+                request,
+                ResponseCode::ORIGINAL_AMOUNT_INCORRECT,
+                Some(record.id),
+            );
+        }
+        let final_amount = Money::new(final_minor, currency);
+        if !record.txn_type.is_credit() && final_minor != record.authorised.amount_minor {
+            if final_minor == 0 {
+                self.funds_release(&record, false);
+                self.usage_set(&record, final_amount, UsageEnd::Close, now);
+            } else {
+                self.funds_adjust(&record, final_amount);
+                self.usage_set(&record, final_amount, UsageEnd::Keep, now);
+            }
+        }
+        record.authorised = final_amount;
+        record.modified = now;
+        if final_minor == 0 {
+            record.state = TransactionState::Cancelled;
+            record.purge_time = None;
+        }
+        let answer = self.approve_followup(request, &record, final_amount);
+        self.emit(EngineEvent::Txn(Box::new(record)));
+        answer
+    }
+
+    fn approve_followup(&mut self, request: &Request, record: &TxnRecord, amount: Money) -> Answer {
+        let answer = Answer {
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: Some(amount),
+        };
+        self.answer(request.key, answer)
+    }
+
+    /// Releases every hold whose purge time has come: the transaction is `CANCELLED` and its
+    /// limit usage is released as by a full reversal.
+    pub fn expire_due(&mut self, now: Timestamp) {
+        while let Some(&(at, id)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            let Some(mut record) = self.txns.get(&id).copied() else {
+                self.expiries.pop_first();
+                continue;
+            };
+            self.pending_profile = record.profile;
+            if !record.txn_type.is_credit() {
+                self.funds_release(&record, true);
+                // Kept open: a clearing that arrives later counts again in its window.
+                let zero = Money::zero(record.authorised.currency);
+                self.usage_set(&record, zero, UsageEnd::Keep, now);
+            }
+            record.state = TransactionState::Cancelled;
+            record.flags.expired = true;
+            record.modified = at;
+            record.purge_time = None;
+            // Journaled with the command that found them: every event of a partition
+            // routes to the same partition on replay, whichever profile it names.
+            self.emit(EngineEvent::Txn(Box::new(record)));
+        }
+    }
+}
+
+fn funds_decline(short: FundsShort) -> Decline {
+    if short.smart_conversion_blocked {
+        Decline::with_detail(
+            DeclineReason::InsufficientFunds,
+            DetailedDeclineReason::InsufficientFundsForBlockedSmartConversion,
+        )
+    } else {
+        Decline::new(DeclineReason::InsufficientFunds)
+    }
+}
+
+/// The most balance currencies of a profile the currency check looks at.
+const PROFILE_CURRENCIES_SEEN: usize = 16;
