@@ -284,6 +284,47 @@ impl Engine {
         .0
     }
 
+    /// Limit usage of a card in `window`, in the currency it is counted in.
+    pub fn card_usage(
+        &self,
+        profile: ProfileId,
+        token: CardToken,
+        window: Granularity,
+    ) -> Result<Money, EngineError> {
+        let now = self.now();
+        self.on_partition(profile, move |p| {
+            let card = p.card_of(profile, token)?;
+            if window == Granularity::Transaction {
+                return Ok(Money::zero(card.currency));
+            }
+            p.card_usage(token, window, now)
+                .ok_or_else(|| EngineError::not_found("usage", token))
+        })?
+        .0
+    }
+
+    /// Limit usage of a profile's limit type in `window` (`DAILY` or `MONTHLY`).
+    pub fn profile_usage(
+        &self,
+        profile: ProfileId,
+        limit_type: LimitType,
+        window: Granularity,
+    ) -> Result<Money, EngineError> {
+        let now = self.now();
+        self.on_partition(profile, move |p| {
+            p.profile(profile)
+                .ok_or_else(|| EngineError::not_found("profile", profile))?;
+            p.profile_usage(profile, limit_type, window, now)
+                .ok_or_else(|| {
+                    EngineError::invalid(
+                        "window",
+                        format!("no {window} usage is kept for profiles"),
+                    )
+                })
+        })?
+        .0
+    }
+
     /// Every ledger invariant of every partition; the violations found, empty when sound.
     pub fn invariant_violations(&self) -> Result<Vec<String>, EngineError> {
         let per_partition = self.on_each_partition(|p| p.invariant_violations())?;

@@ -50,6 +50,33 @@ pub struct EngineConfig {
     pub snapshot_every_records: u64,
 }
 
+impl EngineConfig {
+    /// A configuration with these keys and the defaults for everything else: one partition,
+    /// no journal (state in memory), 7- and 30-day holds, and profile-limit maxima of
+    /// 30 000.00 for purchases and 4 000.00 for ATM withdrawals (the reference's example).
+    pub fn new(keys: Keys, pan_key: PanKey) -> EngineConfig {
+        EngineConfig {
+            partitions: 1,
+            keys,
+            pan_key,
+            lifecycle: Lifecycle::default(),
+            profile_limit_max: [
+                ProfileLimitMax {
+                    daily_minor: 3_000_000,
+                    monthly_minor: 3_000_000,
+                },
+                ProfileLimitMax {
+                    daily_minor: 400_000,
+                    monthly_minor: 400_000,
+                },
+            ],
+            txn_capacity: 1024,
+            journal: None,
+            snapshot_every_records: 0,
+        }
+    }
+}
+
 /// What a request came back with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {

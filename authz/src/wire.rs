@@ -6,6 +6,9 @@ use cardcore_core::iso8583::{
 };
 use cardcore_core::{Currency, Money, Pan, TransactionType};
 
+use cardcore_core::iso8583::{parse, salvage};
+
+use crate::engine::Engine;
 use crate::request::{Cvv2, MessageKey, MessageKind, Request, ShortText};
 use crate::state::Answer;
 
@@ -226,4 +229,50 @@ pub fn respond_format_error(
     out.reset_as_response_to(msg)?;
     let _ = out.set_response_code(b"30");
     Ok(())
+}
+
+/// What to do with one inbound frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Send these bytes (unframed) back.
+    Message(Vec<u8>),
+    /// The message could not even be read: close the connection.
+    Close,
+}
+
+/// Handles one unframed message end to end and synchronously: parse, decide (waiting for
+/// durability in `sync` mode), respond. The in-process simulator and embedders that do
+/// their own I/O use this; the server does the same steps asynchronously.
+pub fn process_message(engine: &Engine, bytes: &[u8]) -> Reply {
+    let mut out = MessageBuilder::new(Mti::NetworkManagementResponse);
+    let msg = match parse(bytes) {
+        Ok(msg) => msg,
+        Err(_) => {
+            return match out.reset_as_format_error(&salvage(bytes)) {
+                Ok(()) => Reply::Message(out.to_vec()),
+                Err(_) => Reply::Close,
+            }
+        }
+    };
+    let built = match inbound(&msg) {
+        Ok(Inbound::NetworkManagement) => respond_network_management(&msg, &mut out),
+        Err(_) => respond_format_error(&msg, &mut out),
+        Ok(Inbound::Request(request)) => match engine.handle(request) {
+            Ok(outcome) => respond(&msg, &outcome.answer, &mut out),
+            Err(_) => {
+                let failed = Answer {
+                    response_code: cardcore_core::decline::ResponseCode::SYSTEM_ERROR,
+                    decline: None,
+                    txn: None,
+                    approval_code: None,
+                    approved_amount: None,
+                };
+                respond(&msg, &failed, &mut out)
+            }
+        },
+    };
+    match built {
+        Ok(()) => Reply::Message(out.to_vec()),
+        Err(_) => Reply::Close,
+    }
 }

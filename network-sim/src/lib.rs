@@ -2,3 +2,4 @@
 //! traffic generation, and reports.
 
 pub mod scenario;
+pub mod targets;
