@@ -3,17 +3,16 @@
 //! arithmetic, and only then is anything written: an event that does not fit changes
 //! nothing.
 
-use cardcore_core::{BalanceId, Currency, ProfileId, TimeZone};
+use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 
 use super::event::{Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted};
-use super::fx::FEE_PPM_MAX;
-use super::legs::Legs;
+use super::fx::{source_amount, FEE_PPM_MAX};
+use super::legs::{Leg, Legs};
 use super::usage::{CardUsage, TypeUsage, WindowCounter};
 use super::{
     Balance, Book, BookError, CurrencyTotals, Hold, OpenBalance, ProfileBook, CONVERSION_LEGS_MAX,
     HOLD_LEGS_MAX, PROFILE_BALANCES_MAX,
 };
-use cardcore_core::{CardToken, TxnId};
 use rust_decimal::Decimal;
 
 /// Distinct balances one event can touch: a hold's old legs, its new legs and an excess.
@@ -512,13 +511,22 @@ pub(crate) fn check_legs(
             && leg.fee_minor <= leg.held_minor
             && leg.fee_ppm <= FEE_PPM_MAX
             && leg.rate > Decimal::ZERO;
-        let own_ok = leg.currency != txn_currency
-            || (leg.rate == Decimal::ONE
-                && leg.fee_minor == 0
-                && leg.held_minor == leg.covers_minor);
-        if !shape_ok || !own_ok {
+        let amounts_ok = if leg.currency == txn_currency {
+            leg.rate == Decimal::ONE && leg.fee_minor == 0 && leg.held_minor == leg.covers_minor
+        } else {
+            shape_ok && conversion_consistent(leg, txn_currency)
+        };
+        if !shape_ok || !amounts_ok {
             return bad(format!("malformed leg on {}", leg.balance));
         }
     }
     Ok(())
+}
+
+/// A conversion leg holds exactly what covers its amount at its rate and fee: every
+/// decision computes it so, and a shrunk or merged leg is recomputed.
+fn conversion_consistent(leg: &Leg, txn_currency: Currency) -> bool {
+    let covers = Money::new(leg.covers_minor, txn_currency);
+    source_amount(covers, leg.currency, leg.rate, leg.fee_ppm)
+        .is_ok_and(|(held, fee)| held == leg.held_minor && fee == leg.fee_minor)
 }

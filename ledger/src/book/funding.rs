@@ -472,27 +472,25 @@ fn add_own(
         })
 }
 
-/// Adds a conversion leg, merged into one on the same balance at the same rate and fee.
-/// `Ok(false)`: no slot left for another conversion leg.
+/// Adds a conversion leg, merged into one on the same balance at the same rate and fee (the
+/// merged leg is recomputed from what it covers, which never holds more than the two parts
+/// did, since both roundings are upwards). `Ok(false)`: no slot left for another leg.
 fn add_conversion(legs: &mut Legs, leg: Leg, txn_currency: Currency) -> Result<bool, BookError> {
     let same = |l: &Leg| l.balance == leg.balance && l.rate == leg.rate && l.fee_ppm == leg.fee_ppm;
     if let Some(i) = legs.iter().position(same) {
-        let overflow = || BookError::Overflow {
-            what: "conversion leg",
-        };
         let l = legs.get_mut(i);
-        l.held_minor = l
-            .held_minor
-            .checked_add(leg.held_minor)
-            .ok_or_else(overflow)?;
-        l.fee_minor = l
-            .fee_minor
-            .checked_add(leg.fee_minor)
-            .ok_or_else(overflow)?;
-        l.covers_minor = l
-            .covers_minor
-            .checked_add(leg.covers_minor)
-            .ok_or_else(overflow)?;
+        let covers_minor = l.covers_minor.checked_add(leg.covers_minor);
+        let covers_minor = covers_minor.ok_or(BookError::Overflow {
+            what: "conversion leg",
+        })?;
+        let covers = Money::new(covers_minor, txn_currency);
+        let (held_minor, fee_minor) = source_amount(covers, l.currency, l.rate, l.fee_ppm)?;
+        *l = Leg {
+            covers_minor,
+            held_minor,
+            fee_minor,
+            ..*l
+        };
         return Ok(true);
     }
     if legs.conversion_count(txn_currency) >= CONVERSION_LEGS_MAX {

@@ -43,7 +43,7 @@ pub enum InvariantViolation {
     #[error("hold of {txn}: {what}")]
     MalformedHold { txn: TxnId, what: String },
     #[error(
-        "{currency}: total cash {cash} != top-ups {top_ups} + refunds {refunds} - postings {postings}"
+        "{currency}: cash {cash} != top-ups {top_ups} + refunds {refunds} - postings {postings}"
     )]
     CashNotConserved {
         currency: Currency,
