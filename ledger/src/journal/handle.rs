@@ -92,6 +92,9 @@ impl Journal {
                 max_bytes,
             });
         }
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(self.stopped_error());
+        }
         let mut guard = self.lock_producer();
         let producer = guard.as_mut().ok_or_else(|| self.stopped_error())?;
         let seq = producer.next_seq;

@@ -244,7 +244,8 @@ mod tests {
     fn defaults_are_valid_and_each_bound_is_checked() {
         let good = JournalConfig::new("/tmp/x");
         good.validate().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut JournalConfig)>)> = vec![
+        type Change = Box<dyn Fn(&mut JournalConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("batch_max", Box::new(|c| c.batch_max = 0)),
             (
                 "batch_max",

@@ -1,6 +1,6 @@
 //! The writer thread: the only code that writes to the store once the journal runs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,9 @@ pub(crate) enum Status {
 pub(crate) struct Shared {
     pub(crate) durable_seq: AtomicU64,
     pub(crate) last_appended_seq: AtomicU64,
+    /// Set once the writer has stopped, so appends fail fast instead of queueing events
+    /// nobody will write. `status` says why.
+    pub(crate) stopped: AtomicBool,
     pub(crate) status: Mutex<Status>,
     pub(crate) changed: Condvar,
     pub(crate) callbacks: RwLock<Vec<DurableCallback>>,
@@ -60,6 +63,7 @@ impl Shared {
         Shared {
             durable_seq: AtomicU64::new(durable_seq),
             last_appended_seq: AtomicU64::new(durable_seq),
+            stopped: AtomicBool::new(false),
             status: Mutex::new(Status::Running),
             changed: Condvar::new(),
             callbacks: RwLock::new(Vec::new()),
@@ -91,6 +95,7 @@ impl Shared {
             if !matches!(*status, Status::Running) {
                 return;
             }
+            self.stopped.store(true, Ordering::Release);
             match outcome {
                 Ok(()) => {
                     *status = Status::Closed;
@@ -224,15 +229,18 @@ impl<S: EventStore> Writer<S> {
     fn collect(&mut self, first: Msg) {
         self.accept(first);
         let started = Instant::now();
-        let mut taken = 0_usize;
+        let mut since_clock_check = 0_usize;
         while self.batch.len() < self.setup.batch_max {
             let Ok(msg) = self.setup.rx.try_recv() else {
                 break;
             };
             self.accept(msg);
-            taken += 1;
-            if taken % WINDOW_CHECK_EVERY == 0 && started.elapsed() >= self.setup.batch_window {
-                break;
+            since_clock_check += 1;
+            if since_clock_check == WINDOW_CHECK_EVERY {
+                since_clock_check = 0;
+                if started.elapsed() >= self.setup.batch_window {
+                    break;
+                }
             }
         }
     }
