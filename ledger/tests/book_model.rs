@@ -5,8 +5,9 @@
 //! - `single_currency_matches_the_model`: one EUR balance; the model predicts every
 //!   amount, refusal and flag.
 //! - `multi_currency_conserves_money`: EUR, GBP and JPY balances with smart conversion at
-//!   random rates and fees; checks invariants, hold amounts, conservation per currency
-//!   (from the events' own debits and credits) and replay after every step.
+//!   random rates and fees; checks invariants, hold amounts and conservation per currency
+//!   (from the events' own debits and credits) after every step, and replay at random
+//!   points and at the end.
 
 use std::collections::BTreeMap;
 
@@ -526,11 +527,14 @@ proptest! {
                     seen.record(&s.book, &event);
                     let forced = matches!(
                         m.op,
-                        Op::ForcedHold(..) | Op::ForcedGrow(..) | Op::ForcedPost(_) | Op::Capture(..)
+                        Op::ForcedHold(..)
+                            | Op::ForcedGrow(..)
+                            | Op::ForcedPost(_)
+                            | Op::Capture(..)
                     );
                     prop_assert!(forced || !event.is_flagged(), "{:?} flagged {:?}", m, event);
                 }
-                Err(_) => prop_assert_eq!(s.book.state_hash(), before, "a refusal changed the state"),
+                Err(e) => prop_assert_eq!(s.book.state_hash(), before, "refused ({}) yet changed", e),
             }
             for c in CURRENCIES {
                 let cash: i128 = s.book.balances_of(P)
