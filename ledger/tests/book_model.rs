@@ -534,7 +534,9 @@ proptest! {
                     );
                     prop_assert!(forced || !event.is_flagged(), "{:?} flagged {:?}", m, event);
                 }
-                Err(e) => prop_assert_eq!(s.book.state_hash(), before, "refused ({}) yet changed", e),
+                Err(e) => {
+                    prop_assert_eq!(s.book.state_hash(), before, "refused ({}) yet changed", e);
+                }
             }
             for c in CURRENCIES {
                 let cash: i128 = s.book.balances_of(P)
