@@ -7,6 +7,10 @@
 //! a crash never leaves half a file), and reused on every later start: the PAN key in
 //! particular must never change under existing data, or no card would be found again.
 //! Keys are never logged; errors name the key, never its value.
+//!
+//! A sandbox is different: a key it is not given is one of the published sandbox test keys
+//! below, so that simulators and test clients can build PIN blocks for it without being
+//! told a secret. They protect nothing and must never be used outside a sandbox.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,13 +22,23 @@ use cardcore_core::PanKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::config::KeysConfig;
+use crate::config::{KeysConfig, Secret};
 use crate::error::ServiceError;
 
 /// The keys file inside the data directory.
 pub const KEYS_FILE: &str = "keys.toml";
 /// Bytes of a PAN fingerprint key.
 pub const PAN_KEY_LEN: usize = 16;
+/// The sandbox's zone PIN key: the classic test key of PIN-block examples.
+pub const SANDBOX_ZONE_PIN_KEY_HEX: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// The sandbox's PIN verification key.
+pub const SANDBOX_PIN_VERIFICATION_KEY_HEX: &str =
+    "53414E44424F582D50564B2D544553542D4B45592D4E4F542D53454352455421";
+/// The sandbox's CVV2 key.
+pub const SANDBOX_CVV2_KEY_HEX: &str =
+    "53414E44424F582D435656322D544553544B45592D4E4F542D53454352455421";
+/// The sandbox's PAN fingerprint key.
+pub const SANDBOX_PAN_KEY_HEX: &str = "53414E44424F582D50414E2D4B455921";
 /// Attempts at drawing a zone PIN key whose halves differ; one almost always suffices.
 const ZONE_PIN_KEY_DRAWS_MAX: usize = 8;
 
@@ -45,6 +59,22 @@ struct KeysFile {
     pan_key: Option<String>,
 }
 
+/// The sandbox's keys: configured ones first, the published sandbox test keys for the rest.
+pub fn sandbox_keys(configured: &KeysConfig) -> Result<KeyMaterial, ServiceError> {
+    let or =
+        |key: &Option<Secret>, fallback: &str| key.clone().unwrap_or_else(|| Secret::new(fallback));
+    let keys = KeysConfig {
+        zone_pin_key: Some(or(&configured.zone_pin_key, SANDBOX_ZONE_PIN_KEY_HEX)),
+        pin_verification_key: Some(or(
+            &configured.pin_verification_key,
+            SANDBOX_PIN_VERIFICATION_KEY_HEX,
+        )),
+        cvv2_key: Some(or(&configured.cvv2_key, SANDBOX_CVV2_KEY_HEX)),
+        pan_key: Some(or(&configured.pan_key, SANDBOX_PAN_KEY_HEX)),
+    };
+    parse_keys(&keys, &KeysFile::default(), "configuration")
+}
+
 /// Loads the keys: configured ones first, then the keys file, generating what is missing.
 pub fn load_or_generate(
     data_dir: &Path,
@@ -57,21 +87,31 @@ pub fn load_or_generate(
         write_keys_file(&path, &file)?;
         tracing::info!(path = %path.display(), generated, "generated keys into the keys file");
     }
-    let pick = |configured: &Option<crate::config::Secret>, stored: &Option<String>| {
+    parse_keys(configured, &file, &path.display().to_string())
+}
+
+/// Parses each key, the configured value first, else the stored one. `source` names where
+/// a bad key came from, in the error.
+fn parse_keys(
+    configured: &KeysConfig,
+    file: &KeysFile,
+    source: &str,
+) -> Result<KeyMaterial, ServiceError> {
+    let pick = |configured: &Option<Secret>, stored: &Option<String>| {
         configured
             .as_ref()
             .map(|s| s.expose().to_owned())
             .or_else(|| stored.clone())
+            .unwrap_or_default()
     };
     let bad = |name: &str, problem: String| ServiceError::Keys {
-        path: path.display().to_string(),
+        path: source.to_owned(),
         problem: format!("{name}: {problem}"),
     };
-    let zpk = pick(&configured.zone_pin_key, &file.zone_pin_key).unwrap_or_default();
-    let pvk =
-        pick(&configured.pin_verification_key, &file.pin_verification_key).unwrap_or_default();
-    let cvv = pick(&configured.cvv2_key, &file.cvv2_key).unwrap_or_default();
-    let pan = pick(&configured.pan_key, &file.pan_key).unwrap_or_default();
+    let zpk = pick(&configured.zone_pin_key, &file.zone_pin_key);
+    let pvk = pick(&configured.pin_verification_key, &file.pin_verification_key);
+    let cvv = pick(&configured.cvv2_key, &file.cvv2_key);
+    let pan = pick(&configured.pan_key, &file.pan_key);
     let keys = Keys {
         zone_pin_key: ZonePinKey::from_hex(&zpk).map_err(|e| bad("zone_pin_key", e.to_string()))?,
         pin_verification_key: PinVerificationKey::from_hex(&pvk)
@@ -227,7 +267,6 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use cardcore_core::Pan;
 
     #[test]
@@ -307,6 +346,31 @@ mod tests {
             assert!(error.contains(name), "{error}");
             assert!(!error.contains(value), "{error}");
         }
+    }
+
+    #[test]
+    fn sandbox_keys_are_the_published_ones_unless_configured() {
+        let keys = sandbox_keys(&KeysConfig::default()).unwrap();
+        let published = ZonePinKey::from_hex(SANDBOX_ZONE_PIN_KEY_HEX).unwrap();
+        assert_eq!(
+            keys.keys.zone_pin_key.check_value(),
+            published.check_value()
+        );
+        let pan = Pan::parse("4111111111111111").unwrap();
+        let published_pan = pan_key_from_hex(SANDBOX_PAN_KEY_HEX).unwrap();
+        assert_eq!(
+            pan.fingerprint(&keys.pan_key),
+            pan.fingerprint(&published_pan)
+        );
+        let own = KeysConfig {
+            zone_pin_key: Some(Secret::new("00112233445566778899AABBCCDDEEFF")),
+            ..KeysConfig::default()
+        };
+        let keys = sandbox_keys(&own).unwrap();
+        assert_ne!(
+            keys.keys.zone_pin_key.check_value(),
+            published.check_value()
+        );
     }
 
     #[test]

@@ -145,7 +145,12 @@ impl Service {
         std::fs::create_dir_all(&data_dir).map_err(|e| {
             ServiceError::io(format!("create data directory {}", data_dir.display()), e)
         })?;
-        let keys = keys::load_or_generate(&data_dir, &config.keys)?;
+        let keys = if config.sandbox {
+            tracing::info!("sandbox: keys not configured are the published sandbox test keys");
+            keys::sandbox_keys(&config.keys)?
+        } else {
+            keys::load_or_generate(&data_dir, &config.keys)?
+        };
         let engine_config = engine_config(&config, keys);
         let (clock, manual_clock) = make_clock(config.sandbox);
         let state_name = read_state_pointer(&data_dir)?;
