@@ -359,7 +359,7 @@ mod tests {
             match field {
                 None => assert!(result.is_ok(), "{body}: {result:?}"),
                 Some(field) => {
-                    let e = result.expect_err(&body);
+                    let e = result.expect_err(body);
                     assert_eq!(e.field.as_deref(), Some(*field), "{body}: {e:?}");
                     assert!(!e.detail.contains(pan), "{body}: {e:?}");
                 }

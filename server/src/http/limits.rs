@@ -128,20 +128,17 @@ fn merged_max(
             .filter(|m| m.currency == currency)
             .map(|m| m.amount_minor)
     };
-    let pick = |given: Option<Money>, g: Granularity, field: &str| {
+    // Without a current limit in this currency, the engine's default maximum applies.
+    let defaults = engine.config().profile_limit_max[limit_type.index()];
+    let pick = |given: Option<Money>, g: Granularity, default_minor: i64| {
         given
             .map(|m| m.amount_minor)
             .or_else(|| current_max(g))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    format!("aggregateWindow.{field}.max"),
-                    "required: there is no current maximum in this currency",
-                )
-            })
+            .unwrap_or(default_minor)
     };
     Ok(Some((
-        pick(daily, Granularity::Daily, "daily")?,
-        pick(monthly, Granularity::Monthly, "monthly")?,
+        pick(daily, Granularity::Daily, defaults.daily_minor),
+        pick(monthly, Granularity::Monthly, defaults.monthly_minor),
     )))
 }
 

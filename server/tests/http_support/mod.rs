@@ -257,7 +257,7 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
 
 /// Test data: a Visa test PAN and friends, never anything real.
 pub const PAN: &str = "4000001234567899";
-pub const PAN_2: &str = "4000009876543212";
+pub const PAN_2: &str = "4000009876543219";
 pub const PIN: &str = "1234";
 pub const CVV2: &str = "123";
 
