@@ -239,9 +239,12 @@ impl Partition {
             record.state = TransactionState::Completed;
             record.cleared = Some(amount);
             if request.txn_type.is_credit() {
+                // A refund credits money and leaves limit usage as it is: there is no
+                // usage to close, and closing would count it as spending.
                 self.funds_credit(&record, amount);
+            } else {
+                self.usage_close(&record, amount, now);
             }
-            self.usage_close(&record, amount, now);
         } else {
             record.state = TransactionState::InProgress;
             record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
