@@ -561,7 +561,8 @@ mod tests {
 
     #[test]
     fn each_bound_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("partitions", Box::new(|c| c.partitions = 0)),
             (
                 "partitions",
