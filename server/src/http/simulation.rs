@@ -87,6 +87,7 @@ impl Default for StanCounter {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Pos {
     ChipAndPin,
+    #[serde(rename = "E_COMMERCE_NO_3DS")]
     ECommerceNo3ds,
     Contactless,
     Magstripe,
@@ -741,6 +742,21 @@ mod tests {
         assert_eq!(seen, [STAN_MAX - 1, STAN_MAX, 1, 2]);
         let fresh = StanCounter::new();
         assert!((1..=STAN_MAX).contains(&fresh.next()));
+    }
+
+    #[test]
+    fn pos_values_are_the_reference_names() {
+        let cases = [
+            ("CHIP_AND_PIN", Pos::ChipAndPin),
+            ("E_COMMERCE_NO_3DS", Pos::ECommerceNo3ds),
+            ("CONTACTLESS", Pos::Contactless),
+            ("MOBILE_WALLET", Pos::MobileWallet),
+        ];
+        for (text, pos) in cases {
+            let parsed: Pos = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(parsed, pos);
+        }
+        assert!(serde_json::from_str::<Pos>("\"E_COMMERCE_NO3DS\"").is_err());
     }
 
     #[test]
