@@ -31,7 +31,7 @@ pub mod views;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -112,12 +112,20 @@ async fn unknown_path() -> ApiError {
     ApiError::not_found("path", "no such endpoint")
 }
 
+/// Counts every answer by status class and traces it at debug level. The trace names the
+/// route template, never the request's own path (a client could have put a PAN there), and
+/// never a header (tokens).
 async fn count_responses(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
-    state
-        .service()
-        .metrics()
-        .record_http_response(response.status().as_u16());
+    let status = response.status().as_u16();
+    state.service().metrics().record_http_response(status);
+    tracing::debug!(%method, %route, status, took_us = started.elapsed().as_micros() as u64, "http");
     response.into_response()
 }
 
