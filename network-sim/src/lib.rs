@@ -3,3 +3,4 @@
 
 pub mod scenario;
 pub mod targets;
+pub mod load;
