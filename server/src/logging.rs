@@ -4,6 +4,8 @@
 //! key or a token: the ISO path logs peers, MTIs, response codes and codec errors (which
 //! name fields, never their content); `Pan`'s `Display` is masked.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber: human-readable lines on stderr. Returns an error if the
@@ -17,6 +19,8 @@ pub fn init(default_filter: &str) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, not in files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init()
         .map_err(|e| format!("log subscriber: {e}"))
 }

@@ -162,6 +162,29 @@ async fn a_sandbox_reset_starts_from_an_empty_engine() {
 }
 
 #[tokio::test]
+async fn a_sandbox_checks_pins_under_the_published_zone_pin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.sandbox = true;
+    let server = start(config).await;
+    let service = Arc::clone(server.service());
+    funded_card_with_pin(&service, PAN, 10_000, Some("4321")).await;
+    let zpk = cardcore_server::keys::SANDBOX_ZONE_PIN_KEY_HEX;
+    let mut client = Client::connect(&server).await;
+
+    let right = client
+        .call(&authorization_with_pin(PAN, 1, 100, "4321", zpk))
+        .await;
+    let wrong = client
+        .call(&authorization_with_pin(PAN, 2, 100, "1234", zpk))
+        .await;
+
+    assert_eq!(right.code, "00");
+    assert_eq!(wrong.code, "55");
+    stop(server).await;
+}
+
+#[tokio::test]
 async fn reset_is_refused_outside_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(config(dir.path())).await;

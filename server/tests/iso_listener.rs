@@ -88,6 +88,59 @@ async fn pipelined_requests_are_all_answered_and_matched_by_stan() {
     stop(server).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_pipelining_at_once_are_all_answered() {
+    const CONNECTIONS: u32 = 6;
+    const PER_CONNECTION: u32 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.iso.max_in_flight_per_connection = 16;
+    let server = start(config).await;
+    let service = Arc::clone(server.service());
+    let pans: Vec<String> = (0..CONNECTIONS).map(test_pan).collect();
+    let mut profiles = Vec::new();
+    for pan in &pans {
+        profiles.push(funded_card(&service, pan, 1_000_000).await);
+    }
+    let mut tasks = Vec::new();
+    // STAN, transmission time and acquirer identify a message network-wide: every
+    // connection gets its own STANs, or the engine would rightly see duplicates.
+    for (index, pan) in (0u32..).zip(pans) {
+        let mut client = Client::connect(&server).await;
+        tasks.push(tokio::spawn(async move {
+            let stans = index * 1_000 + 1..=index * 1_000 + PER_CONNECTION;
+            let frames: Vec<Vec<u8>> = stans.map(|stan| authorization(&pan, stan, 100)).collect();
+            client.send_all(&frames).await;
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..PER_CONNECTION {
+                let answer = client.next().await.expect("an answer per request");
+                assert_eq!(answer.code, "00");
+                assert!(seen.insert(answer.stan.unwrap()), "answered twice");
+            }
+            seen.len()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), PER_CONNECTION as usize);
+    }
+    for profile in profiles {
+        let spent = i64::from(PER_CONNECTION) * 100;
+        assert_eq!(available_minor(&service, profile).await, 1_000_000 - spent);
+    }
+    let approved = service
+        .metrics()
+        .messages(Mti::AuthorizationRequest, *b"00");
+    assert_eq!(approved, u64::from(CONNECTIONS * PER_CONNECTION));
+    stop(server).await;
+}
+
+/// A valid (Luhn) 16-digit PAN per index.
+fn test_pan(index: u32) -> String {
+    let body = format!("411111{index:09}");
+    let check = cardcore_core::pan::luhn_check_digit(body.as_bytes());
+    format!("{body}{}", char::from(check))
+}
+
 #[tokio::test]
 async fn network_management_is_answered_0810_00() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,8 +58,19 @@ pub fn eur(minor: i64) -> Money {
 
 /// A profile with `funds_minor` EUR and an active card with `pan`.
 pub async fn funded_card(service: &Arc<Service>, pan: &str, funds_minor: i64) -> ProfileId {
+    funded_card_with_pin(service, pan, funds_minor, None).await
+}
+
+/// [`funded_card`] with a PIN.
+pub async fn funded_card_with_pin(
+    service: &Arc<Service>,
+    pan: &str,
+    funds_minor: i64,
+    pin: Option<&str>,
+) -> ProfileId {
     let service = Arc::clone(service);
     let pan = Pan::parse(pan).unwrap();
+    let pin = pin.map(|p| cardcore_core::pin::Pin::parse(p).unwrap());
     tokio::task::spawn_blocking(move || {
         let engine = service.engine();
         let profile = engine
@@ -71,7 +82,7 @@ pub async fn funded_card(service: &Arc<Service>, pan: &str, funds_minor: i64) ->
             .issue_card(IssueCard {
                 profile,
                 pan,
-                pin: None,
+                pin,
                 cvv2: None,
                 expiry: Expiry::new(2030, 12).unwrap(),
                 status: CardStatus::Active,
@@ -112,6 +123,27 @@ pub fn authorization(pan: &str, stan: u32, amount_minor: i64) -> Vec<u8> {
     b.set_pos_entry_mode(PosEntryMode::from_digits(b"051").unwrap())
         .unwrap();
     b.set_acquirer_id(123456).unwrap();
+    b.to_vec()
+}
+
+/// [`authorization`] with DE 52: `pin` encrypted under `zone_pin_key_hex`.
+pub fn authorization_with_pin(
+    pan: &str,
+    stan: u32,
+    amount_minor: i64,
+    pin: &str,
+    zone_pin_key_hex: &str,
+) -> Vec<u8> {
+    use cardcore_core::pin::{encrypt_pin_block, Pin, ZonePinKey};
+    let request = authorization(pan, stan, amount_minor);
+    let parsed = parse(&request).unwrap();
+    let mut b = MessageBuilder::new(Mti::AuthorizationRequest);
+    for (field, value) in parsed.fields() {
+        b.set(field, value).unwrap();
+    }
+    let zpk = ZonePinKey::from_hex(zone_pin_key_hex).unwrap();
+    let block = encrypt_pin_block(&zpk, &Pan::parse(pan).unwrap(), &Pin::parse(pin).unwrap());
+    b.set_pin_block(&block).unwrap();
     b.to_vec()
 }
 
