@@ -47,12 +47,14 @@
 //!   once but flushed only when the oldest unflushed batch is `max_loss_ms` old, when
 //!   [`JOURNAL_UNFLUSHED_MAX`] events are unflushed, on [`Journal::sync`], on a snapshot, or
 //!   at shutdown. Callers do not wait; the watermark still tells what is durable.
-//!   On a process crash (the OS survives) nothing written to sled is lost. On a power cut,
-//!   the events lost are those not yet flushed: at most the events written in the last
-//!   `max_loss_ms` plus one flush duration (and never more than `JOURNAL_UNFLUSHED_MAX` +
-//!   `batch_max` of them), plus whatever was still queued (at most `queue_capacity`; the
-//!   queue is empty unless the disk cannot keep up). Always, the events lost form a suffix:
-//!   recovery never sees event n+1 without event n.
+//!   On a crash (process or power), the events that may be lost are those not yet flushed;
+//!   sled keeps unflushed writes in its own in-process buffers, so a killed process can lose
+//!   them as well as a power cut can. That is: the events written to sled in the last
+//!   `max_loss_ms` plus the duration of one flush (and never more than
+//!   `JOURNAL_UNFLUSHED_MAX` + `batch_max` of them), plus whatever was still queued for the
+//!   writer (at most `queue_capacity`; the queue only fills when the disk cannot keep up).
+//!   Everything at or below [`Journal::durable_seq`] survives. The events lost always form a
+//!   suffix: recovery never sees event n+1 without event n.
 //!
 //! # Snapshots and truncation
 //!
