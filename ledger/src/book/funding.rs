@@ -39,13 +39,6 @@ enum Mode {
     Forced,
 }
 
-/// The outcome of funding an amount.
-struct Funding {
-    legs: Legs,
-    open: Option<OpenBalance>,
-    flagged: bool,
-}
-
 /// A balance smart conversion may take from.
 struct Candidate {
     balance: Balance,
@@ -129,7 +122,8 @@ impl Book {
                 cause: ReleaseCause::Reversed,
             });
         }
-        let legs = shrink(&hold.legs, hold.currency, final_amount.amount_minor)?;
+        let mut legs = hold.legs;
+        shrink(&mut legs, hold.currency, final_amount.amount_minor)?;
         Ok(LedgerEvent::HoldResized(HoldResized {
             txn,
             legs,
@@ -159,34 +153,29 @@ impl Book {
         not_negative("clearing amount", final_amount)?;
         let currency = hold.currency;
         let over = i128::from(final_amount.amount_minor) - hold.legs.covers_minor();
+        let mut captured = Captured {
+            txn,
+            currency,
+            posted: hold.legs,
+            excess: None,
+            open: None,
+            flagged: false,
+        };
         if over <= 0 {
-            let posted = shrink(&hold.legs, currency, final_amount.amount_minor)?;
-            let captured = Captured {
-                txn,
-                currency,
-                posted,
-                excess: None,
-                open: None,
-                flagged: false,
-            };
+            shrink(&mut captured.posted, currency, final_amount.amount_minor)?;
             return Ok(LedgerEvent::Captured(captured));
         }
         let excess_minor =
             i64::try_from(over).map_err(|_| BookError::Overflow { what: "clearing" })?;
         let (balance, open) = self.balance_or_open(hold.profile, currency)?;
         let available = self.balances.get(&balance).map_or(0, |b| b.available_minor);
-        let excess = Excess {
+        captured.excess = Some(Excess {
             balance,
             amount: Money::new(excess_minor, currency),
-        };
-        Ok(LedgerEvent::Captured(Captured {
-            txn,
-            currency,
-            posted: hold.legs,
-            excess: Some(excess),
-            open,
-            flagged: available < excess_minor,
-        }))
+        });
+        captured.open = open;
+        captured.flagged = available < excess_minor;
+        Ok(LedgerEvent::Captured(captured))
     }
 
     /// Posts `amount` at once for a single-message transaction (0200), funded like
@@ -229,15 +218,19 @@ impl Book {
             return Err(BookError::HoldExists(txn));
         }
         positive("hold amount", amount)?;
-        let f = self.fund(txn, profile, amount, &Legs::new(), prefs, rates, mode)?;
-        Ok(LedgerEvent::HoldPlaced(HoldPlaced {
+        let mut placed = HoldPlaced {
             txn,
             profile,
             currency: amount.currency,
-            legs: f.legs,
-            open: f.open,
-            flagged: f.flagged,
-        }))
+            legs: Legs::new(),
+            open: None,
+            flagged: false,
+        };
+        let (open, flagged) =
+            self.fund(txn, profile, amount, &mut placed.legs, prefs, rates, mode)?;
+        placed.open = open;
+        placed.flagged = flagged;
+        Ok(LedgerEvent::HoldPlaced(placed))
     }
 
     fn grow<R: FxRates + ?Sized>(
@@ -256,13 +249,23 @@ impl Book {
                 what: "hold amount",
             });
         }
-        let f = self.fund(txn, hold.profile, added, &hold.legs, prefs, rates, mode)?;
-        let resized = HoldResized {
+        let mut resized = HoldResized {
             txn,
-            legs: f.legs,
-            open: f.open,
-            flagged: f.flagged,
+            legs: hold.legs,
+            open: None,
+            flagged: false,
         };
+        let (open, flagged) = self.fund(
+            txn,
+            hold.profile,
+            added,
+            &mut resized.legs,
+            prefs,
+            rates,
+            mode,
+        )?;
+        resized.open = open;
+        resized.flagged = flagged;
         Ok(LedgerEvent::HoldResized(resized))
     }
 
@@ -286,55 +289,56 @@ impl Book {
             return Err(BookError::HoldExists(txn));
         }
         positive("posting amount", amount)?;
-        let f = self.fund(txn, profile, amount, &Legs::new(), prefs, rates, mode)?;
-        Ok(LedgerEvent::Posted(Posted {
+        let mut posted = Posted {
             txn,
             profile,
             currency: amount.currency,
-            posted: f.legs,
-            open: f.open,
-            flagged: f.flagged,
-        }))
+            posted: Legs::new(),
+            open: None,
+            flagged: false,
+        };
+        let (open, flagged) =
+            self.fund(txn, profile, amount, &mut posted.posted, prefs, rates, mode)?;
+        posted.open = open;
+        posted.flagged = flagged;
+        Ok(LedgerEvent::Posted(posted))
     }
 
-    /// Funds `need` on top of `existing` legs; see the module documentation.
+    /// Funds `need` by adding to `legs` (a new hold's empty legs, or a growing hold's);
+    /// returns the balance to open first, if any, and whether it went past available funds.
+    /// See the module documentation.
     #[allow(clippy::too_many_arguments)]
     fn fund<R: FxRates + ?Sized>(
         &self,
         txn: TxnId,
         profile: ProfileId,
         need: Money,
-        existing: &Legs,
+        legs: &mut Legs,
         prefs: &FundingPrefs,
         rates: &R,
         mode: Mode,
-    ) -> Result<Funding, BookError> {
+    ) -> Result<(Option<OpenBalance>, bool), BookError> {
         let entry = self
             .profiles
             .get(&profile)
             .ok_or(BookError::UnknownProfile(profile))?;
         let currency = need.currency;
-        let mut legs = *existing;
         let mut remaining = need.amount_minor;
         let own = entry.balances.iter().find(|(c, _)| *c == currency);
         let own = own.and_then(|(_, id)| self.balances.get(id));
         if let Some(b) = own {
             let take = remaining.min(b.available_minor.max(0));
             if take > 0 {
-                add_own(&mut legs, b.id, currency, take, txn)?;
+                add_own(legs, b.id, currency, take, txn)?;
                 remaining -= take;
             }
         }
         if remaining > 0 && prefs.smart_conversion {
             let short = Money::new(remaining, currency);
-            remaining = self.convert(txn, entry, short, &mut legs, prefs, rates, mode)?;
+            remaining = self.convert(txn, entry, short, legs, prefs, rates, mode)?;
         }
         if remaining == 0 {
-            return Ok(Funding {
-                legs,
-                open: None,
-                flagged: false,
-            });
+            return Ok((None, false));
         }
         if mode == Mode::Checked {
             return Err(BookError::InsufficientFunds {
@@ -350,12 +354,8 @@ impl Book {
                 (open.balance, Some(open))
             }
         };
-        add_own(&mut legs, balance, currency, remaining, txn)?;
-        Ok(Funding {
-            legs,
-            open,
-            flagged: true,
-        })
+        add_own(legs, balance, currency, remaining, txn)?;
+        Ok((open, true))
     }
 
     /// Covers `short` from the profile's other balances; returns what is still short.
@@ -499,28 +499,27 @@ fn add_conversion(legs: &mut Legs, leg: Leg, txn_currency: Currency) -> Result<b
     Ok(legs.push(leg).is_ok())
 }
 
-/// The legs shrunk to cover `target_minor` (≤ what they cover): conversion legs first,
+/// Shrinks `legs` to cover `target_minor` (≤ what they cover): conversion legs first,
 /// newest first, then the transaction-currency leg. Emptied legs are removed.
-fn shrink(legs: &Legs, currency: Currency, target_minor: i64) -> Result<Legs, BookError> {
-    let mut out = *legs;
+fn shrink(legs: &mut Legs, currency: Currency, target_minor: i64) -> Result<(), BookError> {
     let mut excess = legs.covers_minor() - i128::from(target_minor);
-    let mut i = out.len();
+    let mut i = legs.len();
     while i > 0 && excess > 0 {
         i -= 1;
-        let leg = out.as_slice()[i];
+        let leg = legs.as_slice()[i];
         if leg.currency == currency {
             continue;
         }
         if i128::from(leg.covers_minor) <= excess {
             excess -= i128::from(leg.covers_minor);
-            out.remove(i);
+            legs.remove(i);
             continue;
         }
         // 0 < excess < covers_minor, so the difference is a positive i64.
         let covers_minor = leg.covers_minor - excess as i64;
         let covers = Money::new(covers_minor, currency);
         let (held_minor, fee_minor) = source_amount(covers, leg.currency, leg.rate, leg.fee_ppm)?;
-        *out.get_mut(i) = Leg {
+        *legs.get_mut(i) = Leg {
             covers_minor,
             held_minor,
             fee_minor,
@@ -528,23 +527,22 @@ fn shrink(legs: &Legs, currency: Currency, target_minor: i64) -> Result<Legs, Bo
         };
         excess = 0;
     }
-    if excess > 0 {
-        let i = out.own_index(currency).ok_or(BookError::Overflow {
-            what: "shrinking a hold",
-        })?;
-        let leg = out.get_mut(i);
-        let left = i128::from(leg.covers_minor) - excess;
-        let left = i64::try_from(left).map_err(|_| BookError::Overflow {
-            what: "shrinking a hold",
-        })?;
-        if left <= 0 {
-            out.remove(i);
-        } else {
-            leg.covers_minor = left;
-            leg.held_minor = left;
-        }
+    if excess <= 0 {
+        return Ok(());
     }
-    Ok(out)
+    let overflow = BookError::Overflow {
+        what: "shrinking a hold",
+    };
+    let i = legs.own_index(currency).ok_or(overflow.clone())?;
+    let leg = legs.get_mut(i);
+    let left = i64::try_from(i128::from(leg.covers_minor) - excess).map_err(|_| overflow)?;
+    if left <= 0 {
+        legs.remove(i);
+    } else {
+        leg.covers_minor = left;
+        leg.held_minor = left;
+    }
+    Ok(())
 }
 
 fn same_currency(what: &'static str, expected: Currency, amount: Money) -> Result<(), BookError> {

@@ -34,7 +34,7 @@ const PPM_PER_UNIT: i128 = 1_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FxQuote {
     /// 1 unit of `from` = `rate` units of `to`.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "cardcore_core::money::decimal_serde")]
     pub rate: Decimal,
     /// The conversion fee in parts per million of the converted amount (0.35 % = 3500).
     pub fee_ppm: u32,

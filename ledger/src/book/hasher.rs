@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` keyed by an id, with [`IdHasher`].
-pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// An odd 64-bit constant with well-spread bits (the one FxHash uses).
 const MIX: u64 = 0x517c_c1b7_2722_0a95;
 
 #[derive(Default, Clone, Copy, Debug)]
-pub(crate) struct IdHasher {
+pub struct IdHasher {
     state: u64,
 }
 

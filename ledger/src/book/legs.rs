@@ -27,22 +27,27 @@ pub struct Leg {
     /// The amount of the transaction currency this leg pays for.
     pub covers_minor: i64,
     /// 1 unit of the transaction currency = `rate` units of `currency` (1 for the own leg).
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "cardcore_core::money::decimal_serde")]
     pub rate: Decimal,
     /// Fee in parts per million of the converted amount (0 for the own leg).
     pub fee_ppm: u32,
 }
 
 impl Leg {
-    const EMPTY: Leg = Leg {
-        balance: BalanceId(0),
-        currency: Currency::EUR,
-        held_minor: 0,
-        fee_minor: 0,
-        covers_minor: 0,
-        rate: Decimal::ZERO,
-        fee_ppm: 0,
-    };
+    /// An unused slot. Its bytes are all zero (the first currency of the table, a zero
+    /// rate), so that a new [`Legs`] is a memset rather than a copy of a constant: it is
+    /// made once per hold.
+    fn empty() -> Leg {
+        Leg {
+            balance: BalanceId(0),
+            currency: Currency::all().next().unwrap_or(Currency::EUR),
+            held_minor: 0,
+            fee_minor: 0,
+            covers_minor: 0,
+            rate: Decimal::ZERO,
+            fee_ppm: 0,
+        }
+    }
 
     /// A leg in the transaction currency itself: no conversion, no fee.
     pub fn own(balance: BalanceId, currency: Currency, amount_minor: i64) -> Leg {
@@ -78,7 +83,7 @@ pub struct Debit {
     /// What it pays for, in the transaction currency.
     pub covers: Money,
     /// 1 unit of the transaction currency = `rate` units of the balance's currency.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "cardcore_core::money::decimal_serde")]
     pub rate: Decimal,
     pub fee: Money,
 }
@@ -97,10 +102,10 @@ pub struct Legs {
 const _: () = assert!(HOLD_LEGS_MAX <= u8::MAX as usize);
 
 impl Legs {
-    pub const fn new() -> Legs {
+    pub fn new() -> Legs {
         Legs {
             len: 0,
-            items: [Leg::EMPTY; HOLD_LEGS_MAX],
+            items: [Leg::empty(); HOLD_LEGS_MAX],
         }
     }
 
@@ -153,7 +158,7 @@ impl Legs {
             return;
         }
         self.items.copy_within(index + 1..len, index);
-        self.items[len - 1] = Leg::EMPTY;
+        self.items[len - 1] = Leg::empty();
         self.len -= 1;
     }
 }

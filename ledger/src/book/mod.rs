@@ -75,7 +75,7 @@ pub use usage::{
     UsageRecord, Window, WindowCounter,
 };
 
-use hasher::IdMap;
+pub use hasher::{IdHasher, IdMap};
 
 /// Legs one hold may have (balances and rates it is spread over).
 pub const HOLD_LEGS_MAX: usize = 4;
@@ -155,6 +155,10 @@ impl Hold {
         self.legs.iter().map(|l| l.debit(self.currency))
     }
 }
+
+// Holds and events are copied on every authorisation: keep them within a few cache lines.
+const _: () = assert!(std::mem::size_of::<Hold>() <= 256);
+const _: () = assert!(std::mem::size_of::<LedgerEvent>() <= 320);
 
 /// Money in and out of the book in one currency, since the book began: total cash of the
 /// currency's balances = `top_ups + refunds − postings`.
