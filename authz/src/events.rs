@@ -48,7 +48,7 @@ pub enum EngineEvent {
         count: u8,
     },
     /// A transaction created or changed: the whole record (it holds no heap data).
-    Txn(Box<TxnRecord>),
+    Txn(TxnRecord),
     /// The answer given to a network message, for duplicates.
     Answered {
         key: MessageKey,
@@ -77,31 +77,148 @@ pub enum JournalEntry {
 
 /// Why a journal record could not be decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("journal record does not decode: {0}")]
-pub struct DecodeError(#[from] bincode::Error);
+pub enum DecodeError {
+    #[error("journal record does not decode: {0}")]
+    Bincode(#[from] bincode::Error),
+    #[error("journal record is malformed: {0}")]
+    Malformed(&'static str),
+}
 
-/// Encodes the events of a partition command into `out` (cleared first): a reusable buffer,
-/// so the hot path does not allocate once it has grown.
-pub fn encode_partition(
-    profile: ProfileId,
-    events: &[EngineEvent],
-    out: &mut Vec<u8>,
-) -> Result<(), bincode::Error> {
-    out.clear();
-    #[derive(Serialize)]
-    enum Borrowed<'a> {
-        Partition {
-            profile: ProfileId,
-            events: &'a [EngineEvent],
-        },
+/// The first byte of a journal record: what follows.
+const TAG_PARTITION: u8 = 0;
+const TAG_APP: u8 = 1;
+/// Tag, profile (u64 little-endian), event count (u32 little-endian).
+pub const PARTITION_HEADER_LEN: usize = 1 + 8 + 4;
+
+/// Builds one partition record as its events are emitted: a header, then each event
+/// encoded as it happens, so a command's events are written once and never copied into a
+/// list first. The buffer is reused between commands.
+#[derive(Debug)]
+pub struct RecordWriter {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl RecordWriter {
+    pub fn with_capacity(capacity: usize) -> RecordWriter {
+        RecordWriter {
+            buf: Vec::with_capacity(capacity),
+            count: 0,
+        }
     }
-    bincode::serialize_into(out, &Borrowed::Partition { profile, events })
+
+    /// Appends an event; the first one of a record writes the header for `profile`.
+    pub fn push(&mut self, profile: ProfileId, event: &EngineEvent) {
+        if self.count == 0 {
+            self.buf.clear();
+            self.buf.push(TAG_PARTITION);
+            self.buf.extend_from_slice(&profile.0.to_le_bytes());
+            self.buf.extend_from_slice(&0u32.to_le_bytes());
+        }
+        // Plain data always encodes into a Vec; a failure would be a bug in a Serialize
+        // impl, and journaling a partial record would be worse than stopping.
+        bincode::serialize_into(&mut self.buf, event).expect("engine events always encode");
+        self.count += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Closes the record and returns its bytes; `None` if no event was pushed.
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        if self.count == 0 {
+            return None;
+        }
+        self.buf[9..PARTITION_HEADER_LEN].copy_from_slice(&self.count.to_le_bytes());
+        self.count = 0;
+        Some(&self.buf)
+    }
+
+    /// Drops the events pushed since the last `finish`.
+    pub fn discard(&mut self) {
+        self.count = 0;
+        self.buf.clear();
+    }
 }
 
 pub fn encode_app(event: &AppEvent) -> Result<Vec<u8>, bincode::Error> {
-    bincode::serialize(&JournalEntry::App(event.clone()))
+    let mut out = vec![TAG_APP];
+    bincode::serialize_into(&mut out, event)?;
+    Ok(out)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<JournalEntry, DecodeError> {
-    Ok(bincode::deserialize(bytes)?)
+    let (&tag, rest) = bytes
+        .split_first()
+        .ok_or(DecodeError::Malformed("empty record"))?;
+    match tag {
+        TAG_APP => Ok(JournalEntry::App(bincode::deserialize(rest)?)),
+        TAG_PARTITION => decode_partition(rest),
+        _ => Err(DecodeError::Malformed("unknown record tag")),
+    }
+}
+
+fn decode_partition(rest: &[u8]) -> Result<JournalEntry, DecodeError> {
+    if rest.len() < PARTITION_HEADER_LEN - 1 {
+        return Err(DecodeError::Malformed("truncated header"));
+    }
+    let (profile, rest) = rest.split_at(8);
+    let (count, mut events_bytes) = rest.split_at(4);
+    let profile = ProfileId(u64::from_le_bytes(profile.try_into().unwrap_or_default()));
+    let count = u32::from_le_bytes(count.try_into().unwrap_or_default());
+    // The count is checked against what the bytes can hold before reserving anything.
+    if count as usize > events_bytes.len() {
+        return Err(DecodeError::Malformed("event count exceeds the record"));
+    }
+    let mut events = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        events.push(bincode::deserialize_from(&mut events_bytes)?);
+    }
+    if !events_bytes.is_empty() {
+        return Err(DecodeError::Malformed("trailing bytes after the events"));
+    }
+    Ok(JournalEntry::Partition { profile, events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cardcore_core::{CardToken, TimeZone};
+
+    #[test]
+    fn records_round_trip_and_refuse_damage() {
+        let mut w = RecordWriter::with_capacity(64);
+        assert!(w.finish().is_none());
+        let events = [
+            EngineEvent::PinTriesSet {
+                card: CardToken(7),
+                count: 2,
+            },
+            EngineEvent::ProfileChanged {
+                profile: ProfileId(3),
+                status: cardcore_core::ProfileStatus::Active,
+                time_zone: TimeZone::UTC,
+            },
+        ];
+        for e in &events {
+            w.push(ProfileId(3), e);
+        }
+        let bytes = w.finish().unwrap().to_vec();
+        let JournalEntry::Partition {
+            profile,
+            events: back,
+        } = decode(&bytes).unwrap()
+        else {
+            panic!("a partition record");
+        };
+        assert_eq!(profile, ProfileId(3));
+        assert_eq!(back.len(), 2);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "truncated");
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode(&extra).is_err(), "trailing byte");
+        assert!(decode(&[9]).is_err(), "unknown tag");
+        assert!(decode(&[]).is_err(), "empty");
+    }
 }

@@ -32,7 +32,7 @@ pub enum Check {
 
 /// What a check saw.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Seen {
     None,
     CardStatus {
@@ -79,50 +79,96 @@ pub struct CheckLine {
     pub seen: Seen,
 }
 
-/// The checks that ran, in order; the last failing one decided.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The checks that ran, in order, which one decided, and the values it compared. Kept small
+/// and `Copy` (it travels with every transaction record and every journal event): a bit per
+/// check that ran, the deciding check, and what that check saw. When every check passed,
+/// `seen` holds what the last check saw.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Explanation {
-    lines: [CheckLine; Explanation::LINES_MAX],
-    len: u8,
+    ran: u32,
+    failed: Option<Check>,
+    seen: Seen,
 }
 
+const _: () = assert!(Check::ALL.len() <= 32);
+
 impl Explanation {
-    /// One line per check of the pipeline, and room for the stand-in and original lines.
-    pub const LINES_MAX: usize = 18;
-
     pub fn new() -> Explanation {
-        let blank = CheckLine {
-            check: Check::Original,
-            passed: true,
-            seen: Seen::None,
-        };
         Explanation {
-            lines: [blank; Explanation::LINES_MAX],
-            len: 0,
+            ran: 0,
+            failed: None,
+            seen: Seen::None,
         }
     }
 
-    /// Records a check; beyond the bound the line is dropped (the bound covers every check
-    /// the pipeline has, so this never happens in practice).
+    /// Records a check. The first failing check is the deciding one; later lines (there
+    /// are none in the pipeline) would not replace it.
     pub fn push(&mut self, check: Check, passed: bool, seen: Seen) {
-        if let Some(slot) = self.lines.get_mut(usize::from(self.len)) {
-            *slot = CheckLine {
-                check,
-                passed,
-                seen,
-            };
-            self.len += 1;
+        self.ran |= 1 << (check as u32);
+        if self.failed.is_some() {
+            return;
         }
+        if !passed {
+            self.failed = Some(check);
+        }
+        self.seen = seen;
     }
 
-    pub fn lines(&self) -> &[CheckLine] {
-        &self.lines[..usize::from(self.len)]
+    pub fn ran(&self, check: Check) -> bool {
+        self.ran & (1 << (check as u32)) != 0
     }
 
-    /// The check that declined, if any.
-    pub fn deciding(&self) -> Option<&CheckLine> {
-        self.lines().iter().find(|l| !l.passed)
+    /// The checks that ran, in precedence order; only the deciding (or last) one carries
+    /// what it saw.
+    pub fn lines(&self) -> Vec<CheckLine> {
+        let last = Check::ALL.iter().rev().find(|c| self.ran(**c)).copied();
+        let shown = self.failed.or(last);
+        Check::ALL
+            .iter()
+            .filter(|c| self.ran(**c))
+            .map(|&check| CheckLine {
+                check,
+                passed: Some(check) != self.failed,
+                seen: if Some(check) == shown {
+                    self.seen
+                } else {
+                    Seen::None
+                },
+            })
+            .collect()
     }
+
+    /// The check that declined, with what it saw.
+    pub fn deciding(&self) -> Option<CheckLine> {
+        self.failed.map(|check| CheckLine {
+            check,
+            passed: false,
+            seen: self.seen,
+        })
+    }
+}
+
+impl Check {
+    /// Every check, in precedence order.
+    pub const ALL: [Check; 17] = [
+        Check::CardStatus,
+        Check::ProfileStatus,
+        Check::ExpiryDate,
+        Check::Cvv2,
+        Check::Permission,
+        Check::Pin,
+        Check::Currency,
+        Check::SpendControls,
+        Check::CardTransactionLimit,
+        Check::CardDailyLimit,
+        Check::CardMonthlyLimit,
+        Check::CardLifetimeLimit,
+        Check::ProfileDailyLimit,
+        Check::ProfileMonthlyLimit,
+        Check::Funds,
+        Check::StandIn,
+        Check::Original,
+    ];
 }
 
 impl Default for Explanation {
@@ -134,26 +180,6 @@ impl Default for Explanation {
 impl std::fmt::Debug for Explanation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.lines()).finish()
-    }
-}
-
-impl Serialize for Explanation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.lines())
-    }
-}
-
-impl<'de> Deserialize<'de> for Explanation {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let lines: Vec<CheckLine> = Vec::deserialize(d)?;
-        if lines.len() > Explanation::LINES_MAX {
-            return Err(serde::de::Error::custom("explanation has too many lines"));
-        }
-        let mut e = Explanation::new();
-        for l in lines {
-            e.push(l.check, l.passed, l.seen);
-        }
-        Ok(e)
     }
 }
 
@@ -180,9 +206,13 @@ mod tests {
         };
         e.push(Check::CardDailyLimit, false, seen);
         assert_eq!(e.deciding().map(|l| l.check), Some(Check::CardDailyLimit));
-        let json = serde_json::to_string(&e).unwrap();
+        let lines = e.lines();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].passed);
+        assert_eq!(lines[1].seen, seen);
+        let json = serde_json::to_string(&lines).unwrap();
         assert!(json.contains("CARD_DAILY_LIMIT"), "{json}");
-        let back: Explanation = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, e);
+        let bytes = bincode::serialize(&e).unwrap();
+        assert_eq!(bincode::deserialize::<Explanation>(&bytes).unwrap(), e);
     }
 }

@@ -6,7 +6,8 @@ use cardcore_core::{
     TransactionType,
 };
 use cardcore_ledger::book::{
-    BookError, Debit, FundingPrefs, FxQuote, FxRates, LedgerEvent, UsageCharge, UsageEnd, UsageKey,
+    BookError, CreditKind, Debit, FundingPrefs, FxQuote, FxRates, LedgerEvent, UsageCharge,
+    UsageEnd, UsageKey,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -112,14 +113,14 @@ impl Partition {
         record: &TxnRecord,
         amount: Money,
         funding: Funding,
+        app: &AppData,
     ) -> Result<LedgerEvent, FundsShort> {
         let card = self.cards.get(&record.card).ok_or(FundsShort {
             shortfall: amount,
             smart_conversion_blocked: false,
         })?;
-        let app = self.app.load();
         let prefs = prefs(card);
-        let rates: &AppData = &app;
+        let rates: &AppData = app;
         let planned = match funding {
             Funding::Hold => self
                 .book
@@ -338,20 +339,16 @@ impl Partition {
 
     /// Records what a ledger event moved for good, for [`Partition::txn_money`].
     pub(crate) fn note_postings(&mut self, event: &LedgerEvent) {
-        let Some(txn) = event.txn() else { return };
-        let debits: Vec<Debit> = event.debits().collect();
+        // Only captures, posts and refund credits move money for good; holds, usage and
+        // top-ups are not a transaction's debits.
         let credit = match event {
-            LedgerEvent::Credited(c) => match c.kind {
-                cardcore_ledger::book::CreditKind::Refund(_) => event.credit(),
-                cardcore_ledger::book::CreditKind::TopUp => None,
-            },
-            _ => None,
+            LedgerEvent::Captured(_) | LedgerEvent::Posted(_) => None,
+            LedgerEvent::Credited(c) if matches!(c.kind, CreditKind::Refund(_)) => event.credit(),
+            _ => return,
         };
-        if debits.is_empty() && credit.is_none() {
-            return;
-        }
+        let Some(txn) = event.txn() else { return };
         let entry = self.postings.entry(txn).or_default();
-        entry.debits.extend(debits);
+        entry.debits.extend(event.debits());
         entry.credits.extend(credit);
     }
 

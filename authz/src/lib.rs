@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod explain;
+pub mod fixture;
 pub mod funds;
 pub mod lifecycle;
 pub mod management;

@@ -7,6 +7,7 @@ use cardcore_core::{Money, Timestamp, TransactionState, TxnId};
 
 use cardcore_ledger::book::{LedgerEvent, UsageEnd};
 
+use crate::app::AppData;
 use crate::events::EngineEvent;
 use crate::explain::{Check, Explanation, Seen};
 use crate::funds::{Funding, FundsShort};
@@ -14,6 +15,15 @@ use crate::partition::{approval_code, Partition};
 use crate::pipeline::{check_access, check_limits, Inputs, PinEffect};
 use crate::request::{MessageKind, Request};
 use crate::state::{Answer, TxnFlags, TxnRecord};
+
+/// A request, the card it is for and the application data it is decided under, resolved
+/// once per message.
+#[derive(Clone, Copy)]
+struct Msg<'a> {
+    request: &'a Request,
+    card: cardcore_core::CardToken,
+    app: &'a AppData,
+}
 
 impl Partition {
     /// Handles one network request at engine time `now` and returns the answer. Every
@@ -24,25 +34,32 @@ impl Partition {
             // The same message again: the same answer, and nothing changes.
             return *answer;
         }
+        // The card is looked up once, and the application data loaded once; everything
+        // after addresses the card by token.
         let fingerprint = request.pan.fingerprint(&self.config.pan_key);
         let Some(card) = self.card_by_fingerprint(fingerprint) else {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
-        self.pending_profile = card.profile;
+        let (profile, token) = (card.profile, card.token);
+        self.pending_profile = profile;
+        let app = self.app.load();
+        let m = Msg {
+            request,
+            card: token,
+            app: &app,
+        };
         match request.kind {
-            MessageKind::Authorization if request.original.is_some() => {
-                self.incremental(request, now)
-            }
-            MessageKind::Authorization | MessageKind::Financial => self.authorize(request, now),
-            MessageKind::Advice => self.advice(request, now),
-            MessageKind::Clearing => self.clearing(request, now),
-            MessageKind::Reversal => self.reversal(request, now),
+            MessageKind::Authorization if request.original.is_some() => self.incremental(m, now),
+            MessageKind::Authorization | MessageKind::Financial => self.authorize(m, now),
+            MessageKind::Advice => self.advice(m, now),
+            MessageKind::Clearing => self.clearing(m, now),
+            MessageKind::Reversal => self.reversal(m, now),
         }
     }
 
-    fn new_record(&self, request: &Request, now: Timestamp) -> Option<TxnRecord> {
-        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
-        let card = self.card_by_fingerprint(fingerprint)?;
+    fn new_record(&self, m: Msg<'_>, now: Timestamp) -> Option<TxnRecord> {
+        let request = m.request;
+        let card = self.cards.get(&m.card)?;
         Some(TxnRecord {
             id: self.peek_txn_id(),
             profile: card.profile,
@@ -70,20 +87,20 @@ impl Partition {
             modified: now,
             purge_time: None,
             explanation: Explanation::new(),
+            previous_of_card: card.last_txn,
         })
     }
 
     /// Builds the pipeline's inputs for `request` and runs `f` on them.
     fn with_inputs<T>(
         &self,
-        request: &Request,
+        m: Msg<'_>,
         now: Timestamp,
         f: impl FnOnce(&Inputs<'_>) -> T,
     ) -> Option<T> {
-        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
-        let card = self.card_by_fingerprint(fingerprint)?;
+        let request = m.request;
+        let card = self.cards.get(&m.card)?;
         let profile = self.profiles.get(&card.profile)?;
-        let app = self.app.load();
         let mut currencies = [request.amount.currency; PROFILE_CURRENCIES_SEEN];
         let mut count = 0;
         for c in self
@@ -98,7 +115,7 @@ impl Partition {
             request,
             card,
             profile,
-            app: &app,
+            app: m.app,
             keys: &self.config.keys,
             now,
             has_balance_in_currency: currencies[..count].contains(&request.amount.currency),
@@ -110,11 +127,11 @@ impl Partition {
     /// Runs the checks before the money and records the PIN effect.
     fn access(
         &mut self,
-        request: &Request,
+        m: Msg<'_>,
         now: Timestamp,
         explain: &mut Explanation,
     ) -> Result<(), Decline> {
-        let checked = self.with_inputs(request, now, |inputs| {
+        let checked = self.with_inputs(m, now, |inputs| {
             let (result, effect) = check_access(inputs, explain);
             (result, effect, inputs.card.token, inputs.card.pin_tries)
         });
@@ -135,20 +152,19 @@ impl Partition {
 
     fn limits(
         &self,
-        request: &Request,
+        m: Msg<'_>,
         amount: Money,
         now: Timestamp,
         explain: &mut Explanation,
     ) -> Result<(), Decline> {
-        self.with_inputs(request, now, |inputs| {
-            check_limits(inputs, amount, self, explain)
-        })
-        .unwrap_or(Err(Decline::new(DeclineReason::ProcessingError)))
+        self.with_inputs(m, now, |inputs| check_limits(inputs, amount, self, explain))
+            .unwrap_or(Err(Decline::new(DeclineReason::ProcessingError)))
     }
 
     /// 0100 and 0200: the whole pipeline, then a hold (0100) or a posting (0200).
-    fn authorize(&mut self, request: &Request, now: Timestamp) -> Answer {
-        let Some(mut record) = self.new_record(request, now) else {
+    fn authorize(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
+        let request = m.request;
+        let Some(mut record) = self.new_record(m, now) else {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
         let mut explain = Explanation::new();
@@ -158,12 +174,12 @@ impl Partition {
         } else {
             Funding::Hold
         };
-        let decided = self.access(request, now, &mut explain).and_then(|()| {
+        let decided = self.access(m, now, &mut explain).and_then(|()| {
             if credit {
                 return Ok(None);
             }
-            self.limits(request, request.amount, now, &mut explain)?;
-            self.check_funds(&record, request.amount, funding, &mut explain)
+            self.limits(m, request.amount, now, &mut explain)?;
+            self.check_funds(m.app, &record, request.amount, funding, &mut explain)
                 .map(Some)
         });
         record.explanation = explain;
@@ -175,12 +191,13 @@ impl Partition {
 
     fn check_funds(
         &self,
+        app: &AppData,
         record: &TxnRecord,
         amount: Money,
         funding: Funding,
         explain: &mut Explanation,
     ) -> Result<LedgerEvent, Decline> {
-        match self.plan_funding(record, amount, funding) {
+        match self.plan_funding(record, amount, funding, app) {
             Ok(planned) => {
                 explain.push(Check::Funds, true, Seen::Amount { amount });
                 Ok(planned)
@@ -216,7 +233,7 @@ impl Partition {
             approval_code: None,
             approved_amount: None,
         };
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         self.answer(request.key, answer)
     }
 
@@ -256,7 +273,7 @@ impl Partition {
             approval_code: record.approval_code,
             approved_amount: Some(amount),
         };
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         self.answer(request.key, answer)
     }
 
@@ -270,8 +287,9 @@ impl Partition {
 
     /// 0120: the network approved in stand-in; record it and hold the money whatever the
     /// checks would have said, even into a negative balance (flagged).
-    fn advice(&mut self, request: &Request, now: Timestamp) -> Answer {
-        let Some(mut record) = self.new_record(request, now) else {
+    fn advice(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
+        let request = m.request;
+        let Some(mut record) = self.new_record(m, now) else {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
         record.flags.stand_in = true;
@@ -297,21 +315,20 @@ impl Partition {
             approval_code: record.approval_code,
             approved_amount: Some(request.amount),
         };
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         self.answer(request.key, answer)
     }
 
     /// The transaction a follow-up message refers to, or the answer to give when none fits.
-    fn original(&self, request: &Request) -> Result<TxnRecord, ResponseCode> {
-        let key = request.original.ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+    fn original(&self, m: Msg<'_>) -> Result<TxnRecord, ResponseCode> {
+        let key = m.request.original.ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
         let id = self
             .txn_by_key
             .get(&key)
             .ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
         let record = self.txns.get(id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
         // The follow-up must be for the same card as its original.
-        let fingerprint = request.pan.fingerprint(&self.config.pan_key);
-        if self.card_by_pan.get(&fingerprint) != Some(&record.card) {
+        if m.card != record.card {
             return Err(ResponseCode::UNKNOWN_ORIGINAL);
         }
         if record.state == TransactionState::Declined {
@@ -344,8 +361,9 @@ impl Partition {
 
     /// 0100 with DE 90: adds to an authorisation's hold after the same checks on the added
     /// amount.
-    fn incremental(&mut self, request: &Request, now: Timestamp) -> Answer {
-        let mut record = match self.original(request) {
+    fn incremental(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
+        let request = m.request;
+        let mut record = match self.original(m) {
             Ok(r) => r,
             Err(code) => return self.refuse(request, code, None),
         };
@@ -357,9 +375,9 @@ impl Partition {
         }
         let mut explain = Explanation::new();
         let added = request.amount;
-        let decided = self.access(request, now, &mut explain).and_then(|()| {
-            self.limits(request, added, now, &mut explain)?;
-            self.check_funds(&record, added, Funding::Grow, &mut explain)
+        let decided = self.access(m, now, &mut explain).and_then(|()| {
+            self.limits(m, added, now, &mut explain)?;
+            self.check_funds(m.app, &record, added, Funding::Grow, &mut explain)
         });
         let planned = match decided {
             Ok(planned) => planned,
@@ -386,13 +404,14 @@ impl Partition {
             approval_code: record.approval_code,
             approved_amount: Some(added),
         };
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         self.answer(request.key, answer)
     }
 
     /// 0220: posts the cleared amount, lower or higher than the hold.
-    fn clearing(&mut self, request: &Request, now: Timestamp) -> Answer {
-        let mut record = match self.original(request) {
+    fn clearing(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
+        let request = m.request;
+        let mut record = match self.original(m) {
             Ok(r) => r,
             Err(code) => return self.refuse(request, code, None),
         };
@@ -426,13 +445,14 @@ impl Partition {
             approval_code: record.approval_code,
             approved_amount: Some(amount),
         };
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         self.answer(request.key, answer)
     }
 
     /// 0400/0420: the authorisation shrinks to the final amount (DE 95); 0 cancels it.
-    fn reversal(&mut self, request: &Request, now: Timestamp) -> Answer {
-        let mut record = match self.original(request) {
+    fn reversal(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
+        let request = m.request;
+        let mut record = match self.original(m) {
             Ok(r) => r,
             Err(code) => return self.refuse(request, code, None),
         };
@@ -474,7 +494,7 @@ impl Partition {
             record.purge_time = None;
         }
         let answer = self.approve_followup(request, &record, final_amount);
-        self.emit(EngineEvent::Txn(Box::new(record)));
+        self.emit(EngineEvent::Txn(record));
         answer
     }
 
@@ -492,14 +512,19 @@ impl Partition {
     /// Releases every hold whose purge time has come: the transaction is `CANCELLED` and its
     /// limit usage is released as by a full reversal.
     pub fn expire_due(&mut self, now: Timestamp) {
-        while let Some(&(at, id)) = self.expiries.first() {
+        while let Some(&std::cmp::Reverse((at, id))) = self.expiries.peek() {
             if at > now {
                 break;
             }
+            self.expiries.pop();
+            // Entries are never removed in place: one whose transaction has moved on
+            // (cleared, reversed, or given a later purge time) is stale and skipped.
             let Some(mut record) = self.txns.get(&id).copied() else {
-                self.expiries.pop_first();
                 continue;
             };
+            if record.state != TransactionState::InProgress || record.purge_time != Some(at) {
+                continue;
+            }
             self.pending_profile = record.profile;
             if !record.txn_type.is_credit() {
                 self.funds_release(&record, true);
@@ -513,7 +538,7 @@ impl Partition {
             record.purge_time = None;
             // Journaled with the command that found them: every event of a partition
             // routes to the same partition on replay, whichever profile it names.
-            self.emit(EngineEvent::Txn(Box::new(record)));
+            self.emit(EngineEvent::Txn(record));
         }
     }
 }

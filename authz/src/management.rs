@@ -137,6 +137,7 @@ impl Partition {
             cvv2,
             issued: now,
             modified: now,
+            last_txn: None,
         };
         self.pending_profile = issue.profile;
         self.emit(EngineEvent::CardIssued(Box::new(card.clone())));

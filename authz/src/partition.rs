@@ -2,17 +2,18 @@
 //! holds, limit usage and transactions. It applies commands in order, with no locks; every
 //! change is an event that is applied here and handed to the journal.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use cardcore_core::decline::ResponseCode;
 use cardcore_core::{
     CardToken, PanFingerprint, PanKey, ProfileId, Timestamp, TransactionState, TxnId,
 };
-use cardcore_ledger::book::{Book, LedgerEvent};
+use cardcore_ledger::book::{Book, IdMap, LedgerEvent};
 
 use crate::app::SharedAppData;
-use crate::events::{encode_partition, EngineEvent};
+use crate::events::{EngineEvent, RecordWriter};
 use crate::pipeline::Keys;
 use crate::request::MessageKey;
 use crate::state::{Answer, Card, Profile, TxnRecord};
@@ -48,6 +49,10 @@ pub struct PartitionConfig {
     pub txn_capacity: usize,
 }
 
+/// Maps keyed by what the network sends (STAN, transmission time, acquirer) use a
+/// flooding-resistant keyed hash; maps keyed by the engine's own ids use the fast [`IdMap`].
+pub type NetworkMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// Transaction ids carry their partition: `partition * TXN_ID_STRIDE + n`.
 pub const TXN_ID_STRIDE: u64 = 1_000_000_000_000;
 
@@ -56,29 +61,27 @@ pub const TXN_ID_STRIDE: u64 = 1_000_000_000_000;
 pub struct Partition {
     pub(crate) config: PartitionConfig,
     pub(crate) app: Arc<SharedAppData>,
-    pub(crate) profiles: HashMap<ProfileId, Profile>,
-    pub(crate) cards: HashMap<CardToken, Card>,
-    pub(crate) card_by_pan: HashMap<PanFingerprint, CardToken>,
-    /// Transactions of each card, oldest first.
-    pub(crate) card_txns: HashMap<CardToken, Vec<TxnId>>,
-    pub(crate) txns: HashMap<TxnId, TxnRecord>,
+    pub(crate) profiles: IdMap<ProfileId, Profile>,
+    pub(crate) cards: IdMap<CardToken, Card>,
+    pub(crate) card_by_pan: IdMap<PanFingerprint, CardToken>,
+    pub(crate) txns: IdMap<TxnId, TxnRecord>,
     /// The transaction each network message created or referred to (for DE 90 matching).
-    pub(crate) txn_by_key: HashMap<MessageKey, TxnId>,
+    pub(crate) txn_by_key: NetworkMap<MessageKey, TxnId>,
     /// The answer to each network message (for duplicates).
-    pub(crate) answers: HashMap<MessageKey, Answer>,
-    /// Uncleared holds by purge time.
-    pub(crate) expiries: BTreeSet<(Timestamp, TxnId)>,
+    pub(crate) answers: NetworkMap<MessageKey, Answer>,
+    /// Uncleared holds by purge time, earliest first. Entries are only added; stale ones
+    /// are skipped when they come up (see `expire_due`), so recording one never removes.
+    pub(crate) expiries: BinaryHeap<Reverse<(Timestamp, TxnId)>>,
     pub(crate) book: Book,
     /// What finished transactions moved for good (debits and refund credits).
-    pub(crate) postings: HashMap<TxnId, crate::funds::TxnMoney>,
+    pub(crate) postings: IdMap<TxnId, crate::funds::TxnMoney>,
     pub(crate) next_txn: u64,
     pub(crate) next_card: u64,
-    /// Events of the command in progress.
-    pub(crate) pending: Vec<EngineEvent>,
-    /// The profile the pending events belong to.
+    /// The profile the pending events belong to (any profile of this partition routes
+    /// the record back here on replay).
     pub(crate) pending_profile: ProfileId,
-    /// The encoded pending events, reused between commands.
-    pub(crate) encoded: Vec<u8>,
+    /// The journal record of the command in progress, encoded as events are emitted.
+    pub(crate) record: RecordWriter,
 }
 
 impl Partition {
@@ -92,19 +95,17 @@ impl Partition {
             next_card: 1,
             config,
             app,
-            profiles: HashMap::new(),
-            cards: HashMap::new(),
-            card_by_pan: HashMap::new(),
-            card_txns: HashMap::new(),
-            txns: HashMap::with_capacity(capacity),
-            txn_by_key: HashMap::with_capacity(capacity),
-            answers: HashMap::with_capacity(capacity),
-            expiries: BTreeSet::new(),
+            profiles: IdMap::default(),
+            cards: IdMap::default(),
+            card_by_pan: IdMap::default(),
+            txns: IdMap::with_capacity_and_hasher(capacity, Default::default()),
+            txn_by_key: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
+            answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
+            expiries: BinaryHeap::with_capacity(capacity),
             book,
-            postings: HashMap::new(),
-            pending: Vec::with_capacity(16),
+            postings: IdMap::default(),
             pending_profile: ProfileId(0),
-            encoded: Vec::with_capacity(4096),
+            record: RecordWriter::with_capacity(4096),
         }
     }
 
@@ -112,29 +113,21 @@ impl Partition {
         self.config.index
     }
 
-    /// Applies an event and queues it for the journal.
+    /// Applies an event and adds it to the command's journal record.
     pub(crate) fn emit(&mut self, event: EngineEvent) {
         self.apply(&event);
-        self.pending.push(event);
+        self.record.push(self.pending_profile, &event);
     }
 
     /// Takes the events of the command just handled, encoded for the journal; `None` when the
     /// command changed nothing.
     pub fn take_encoded(&mut self) -> Option<&[u8]> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let result = encode_partition(self.pending_profile, &self.pending, &mut self.encoded);
-        self.pending.clear();
-        // Encoding plain data into a Vec cannot fail; if it ever did, losing durability
-        // silently would be worse than stopping.
-        result.expect("engine events always encode");
-        Some(&self.encoded)
+        self.record.finish()
     }
 
-    /// Drops the events of the command just handled without journaling them (replay).
+    /// Drops the events of the command just handled without journaling them.
     pub fn discard_pending(&mut self) {
-        self.pending.clear();
+        self.record.discard();
     }
 
     /// Applies one event: the only way state changes, live and on replay.
@@ -211,24 +204,25 @@ impl Partition {
     fn apply_card_issued(&mut self, card: &Card) {
         self.card_by_pan.insert(card.fingerprint, card.token);
         self.cards.insert(card.token, card.clone());
-        self.card_txns.entry(card.token).or_default();
         self.next_card += 1;
     }
 
     fn apply_txn(&mut self, record: &TxnRecord) {
         let id = record.id;
-        if let Some(old) = self.txns.get(&id) {
-            if let Some(t) = old.purge_time {
-                self.expiries.remove(&(t, id));
+        let old_purge = match self.txns.get(&id) {
+            Some(old) => old.purge_time,
+            None => {
+                if let Some(card) = self.cards.get_mut(&record.card) {
+                    card.last_txn = Some(id);
+                }
+                self.txn_by_key.insert(record.key, id);
+                self.next_txn = self.next_txn.max(id.0 + 1);
+                None
             }
-        } else {
-            self.card_txns.entry(record.card).or_default().push(id);
-            self.txn_by_key.insert(record.key, id);
-            self.next_txn = self.next_txn.max(id.0 + 1);
-        }
-        if record.state == TransactionState::InProgress {
+        };
+        if record.state == TransactionState::InProgress && record.purge_time != old_purge {
             if let Some(t) = record.purge_time {
-                self.expiries.insert((t, id));
+                self.expiries.push(Reverse((t, id)));
             }
         }
         self.txns.insert(id, *record);
@@ -266,17 +260,13 @@ impl Partition {
         offset: usize,
         limit: usize,
     ) -> Vec<&TxnRecord> {
-        self.card_txns
-            .get(&token)
-            .map(|ids| {
-                ids.iter()
-                    .rev()
-                    .skip(offset)
-                    .take(limit)
-                    .filter_map(|id| self.txns.get(id))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut next = self.cards.get(&token).and_then(|c| c.last_txn);
+        let newest_first = std::iter::from_fn(|| {
+            let record = self.txns.get(&next?)?;
+            next = record.previous_of_card;
+            Some(record)
+        });
+        newest_first.skip(offset).take(limit).collect()
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {

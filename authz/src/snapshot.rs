@@ -61,18 +61,16 @@ impl PartitionImage {
             .iter()
             .map(|c| (c.fingerprint, c.token))
             .collect();
-        p.card_txns = self.cards.iter().map(|c| (c.token, Vec::new())).collect();
         p.cards = self.cards.into_iter().map(|c| (c.token, c)).collect();
         p.txns.clear();
         p.txn_by_key.clear();
         p.expiries.clear();
         for record in &self.txns {
-            p.card_txns.entry(record.card).or_default().push(record.id);
             p.txn_by_key.insert(record.key, record.id);
             if let (Some(at), cardcore_core::TransactionState::InProgress) =
                 (record.purge_time, record.state)
             {
-                p.expiries.insert((at, record.id));
+                p.expiries.push(std::cmp::Reverse((at, record.id)));
             }
             p.txns.insert(record.id, *record);
         }

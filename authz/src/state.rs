@@ -51,6 +51,8 @@ pub struct Card {
     pub cvv2: Option<Cvv2Value>,
     pub issued: Timestamp,
     pub modified: Timestamp,
+    /// The newest transaction of the card: the head of its list, newest first.
+    pub last_txn: Option<TxnId>,
 }
 
 /// Marks on a transaction that an operator should see.
@@ -97,6 +99,9 @@ pub struct TxnRecord {
     /// When an uncleared hold is released.
     pub purge_time: Option<Timestamp>,
     pub explanation: Explanation,
+    /// The card's transaction before this one: its transactions form a list, newest first,
+    /// that needs no allocation to grow.
+    pub previous_of_card: Option<TxnId>,
 }
 
 impl TxnRecord {

@@ -152,13 +152,19 @@ pub struct PermissionLocked(pub Channel);
 impl Permissions {
     /// All six enabled, none locked.
     pub fn all_enabled() -> Permissions {
-        Permissions { enabled: 0b11_1111, locked: 0 }
+        Permissions {
+            enabled: 0b11_1111,
+            locked: 0,
+        }
     }
 
     /// All enabled except the locked ones, which are disabled.
     pub fn with_locked(locked: &[Channel]) -> Permissions {
         let locked = locked.iter().fold(0, |acc, c| acc | c.bit());
-        Permissions { enabled: 0b11_1111 & !locked, locked }
+        Permissions {
+            enabled: 0b11_1111 & !locked,
+            locked,
+        }
     }
 
     pub fn is_enabled(self, channel: Channel) -> bool {
@@ -172,8 +178,9 @@ impl Permissions {
     /// Applies a bulk update all or nothing: if any change enables a locked permission,
     /// nothing changes.
     pub fn apply(&mut self, changes: &[(Channel, bool)]) -> Result<(), PermissionLocked> {
-        if let Some(&(channel, _)) =
-            changes.iter().find(|&&(channel, on)| on && self.is_locked(channel))
+        if let Some(&(channel, _)) = changes
+            .iter()
+            .find(|&&(channel, on)| on && self.is_locked(channel))
         {
             return Err(PermissionLocked(channel));
         }
@@ -189,7 +196,9 @@ impl Permissions {
 
     /// The permissions in the reference's order, as `(type, isEnabled, isLocked)`.
     pub fn iter(self) -> impl Iterator<Item = (Channel, bool, bool)> {
-        Channel::ALL.into_iter().map(move |c| (c, self.is_enabled(c), self.is_locked(c)))
+        Channel::ALL
+            .into_iter()
+            .map(move |c| (c, self.is_enabled(c), self.is_locked(c)))
     }
 }
 
@@ -197,7 +206,16 @@ impl fmt::Debug for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut list = f.debug_map();
         for (c, on, locked) in self.iter() {
-            list.entry(&c.as_str(), &(if locked { "locked" } else if on { "on" } else { "off" }));
+            list.entry(
+                &c.as_str(),
+                &(if locked {
+                    "locked"
+                } else if on {
+                    "on"
+                } else {
+                    "off"
+                }),
+            );
         }
         list.finish()
     }
@@ -250,7 +268,12 @@ impl Expiry {
     /// The DE 14 form, `YYMM`.
     pub fn to_yymm(self) -> [u8; 4] {
         let yy = (self.year % 100) as u8;
-        [b'0' + yy / 10, b'0' + yy % 10, b'0' + self.month / 10, b'0' + self.month % 10]
+        [
+            b'0' + yy / 10,
+            b'0' + yy % 10,
+            b'0' + self.month / 10,
+            b'0' + self.month % 10,
+        ]
     }
 
     /// Whether the card is past its expiry on `date` (valid through the month's last day).
@@ -283,8 +306,14 @@ mod tests {
         assert!(Frozen.may_change_to(Active).is_ok());
         assert!(Inactive.may_change_to(Active).is_ok());
         assert!(Active.may_change_to(Blocked).is_ok());
-        assert_eq!(Blocked.may_change_to(Active), Err(StatusChangeError::Final(Blocked)));
-        assert_eq!(Active.may_change_to(Purged), Err(StatusChangeError::NotSettable(Purged)));
+        assert_eq!(
+            Blocked.may_change_to(Active),
+            Err(StatusChangeError::Final(Blocked))
+        );
+        assert_eq!(
+            Active.may_change_to(Purged),
+            Err(StatusChangeError::NotSettable(Purged))
+        );
         assert!(Expired.may_change_to(Active).is_err());
         assert!(Expired.may_change_to(Blocked).is_ok());
         for s in CardStatus::ALL {
@@ -305,7 +334,8 @@ mod tests {
         assert_eq!(p, before, "a refused bulk update changes nothing");
         p.apply(&[(Channel::Ecom, false)]).unwrap();
         assert!(!p.is_enabled(Channel::Ecom));
-        p.apply(&[(Channel::Ecom, true), (Channel::AtmWithdrawal, false)]).unwrap();
+        p.apply(&[(Channel::Ecom, true), (Channel::AtmWithdrawal, false)])
+            .unwrap();
         assert!(p.is_enabled(Channel::Ecom));
         for c in Channel::ALL {
             assert_eq!(Channel::parse(c.as_str()), Some(c));

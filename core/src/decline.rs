@@ -623,10 +623,12 @@ const _: () = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Serde and text: every code travels as the reference's string.
+// Serde and text: every code travels as the reference's string in human-readable formats
+// (JSON); binary formats (the journal) carry a two-byte number, which encodes without
+// formatting or validating text on the decision path.
 
 macro_rules! serde_as_code {
-    ($ty:ty, $what:literal, $code:ident) => {
+    ($ty:ty, $what:literal, $code:ident, $to_u16:expr, $from_u16:expr) => {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.$code())
@@ -642,12 +644,24 @@ macro_rules! serde_as_code {
 
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.$code())
+                if s.is_human_readable() {
+                    s.serialize_str(self.$code())
+                } else {
+                    let to_u16: fn(&$ty) -> u16 = $to_u16;
+                    s.serialize_u16(to_u16(self))
+                }
             }
         }
 
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                if !d.is_human_readable() {
+                    let from_u16: fn(u16) -> Option<$ty> = $from_u16;
+                    let n = u16::deserialize(d)?;
+                    return from_u16(n).ok_or_else(|| {
+                        serde::de::Error::custom(format!("{} {n} is not one", $what))
+                    });
+                }
                 struct CodeVisitor;
                 impl serde::de::Visitor<'_> for CodeVisitor {
                     type Value = $ty;
@@ -664,13 +678,27 @@ macro_rules! serde_as_code {
     };
 }
 
-serde_as_code!(DeclineReason, "a decline reason code", code);
+serde_as_code!(
+    DeclineReason,
+    "a decline reason code",
+    code,
+    |r| *r as u16,
+    |n| DeclineReason::ALL.get(usize::from(n)).copied()
+);
 serde_as_code!(
     DetailedDeclineReason,
     "a detailed decline reason code",
-    code
+    code,
+    |r| *r as u16,
+    |n| DetailedDeclineReason::ALL.get(usize::from(n)).copied()
 );
-serde_as_code!(ResponseCode, "a two-character field-39 code", as_str);
+serde_as_code!(
+    ResponseCode,
+    "a two-character field-39 code",
+    as_str,
+    |c| u16::from_be_bytes(c.as_bytes()),
+    |n| ResponseCode::from_bytes(n.to_be_bytes()).ok()
+);
 
 /// Bounds what an error echoes of a bad input.
 const SHOWN_INPUT_MAX_CHARS: usize = 40;

@@ -61,8 +61,7 @@ impl CardToken {
         let err = || CardTokenError(text.to_owned());
         let groups: Vec<&str> = text.split('-').collect();
         let lengths = [8, 4, 4, 4, 12];
-        if groups.len() != lengths.len() || groups.iter().zip(lengths).any(|(g, n)| g.len() != n)
-        {
+        if groups.len() != lengths.len() || groups.iter().zip(lengths).any(|(g, n)| g.len() != n) {
             return Err(err());
         }
         let mut value: u128 = 0;
@@ -97,14 +96,23 @@ impl fmt::Debug for CardToken {
     }
 }
 
+/// JSON and other human-readable formats carry the UUID text; binary formats (the journal)
+/// carry the 16 bytes as a number, which encodes without allocating.
 impl Serialize for CardToken {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u128(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for CardToken {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return u128::deserialize(d).map(CardToken);
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         CardToken::parse(&s).map_err(serde::de::Error::custom)
     }
@@ -119,8 +127,16 @@ mod tests {
         let text = "ca0c8154-1e14-4464-a1ce-dcea7dc3de52";
         let token = CardToken::parse(text).unwrap();
         assert_eq!(token.to_string(), text);
-        assert_eq!(serde_json::to_string(&token).unwrap(), format!("\"{text}\""));
-        for bad in ["", "ca0c8154", "ca0c8154-1e14-4464-a1ce-dcea7dc3de5z", "x-y-z-w-v"] {
+        assert_eq!(
+            serde_json::to_string(&token).unwrap(),
+            format!("\"{text}\"")
+        );
+        for bad in [
+            "",
+            "ca0c8154",
+            "ca0c8154-1e14-4464-a1ce-dcea7dc3de5z",
+            "x-y-z-w-v",
+        ] {
             assert!(CardToken::parse(bad).is_err(), "{bad}");
         }
     }

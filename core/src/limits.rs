@@ -18,8 +18,12 @@ pub enum Granularity {
 }
 
 impl Granularity {
-    pub const ALL: [Granularity; 4] =
-        [Granularity::Transaction, Granularity::Daily, Granularity::Monthly, Granularity::Lifetime];
+    pub const ALL: [Granularity; 4] = [
+        Granularity::Transaction,
+        Granularity::Daily,
+        Granularity::Monthly,
+        Granularity::Lifetime,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,7 +36,9 @@ impl Granularity {
 
     /// Accepts the API's upper-case form and the scenario format's lower-case one.
     pub fn parse(text: &str) -> Option<Granularity> {
-        Granularity::ALL.into_iter().find(|g| g.as_str().eq_ignore_ascii_case(text))
+        Granularity::ALL
+            .into_iter()
+            .find(|g| g.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -85,7 +91,10 @@ pub struct CardLimits {
 
 impl CardLimits {
     pub fn none(currency: Currency) -> CardLimits {
-        CardLimits { currency, values_minor: [None; 4] }
+        CardLimits {
+            currency,
+            values_minor: [None; 4],
+        }
     }
 
     pub fn get(&self, g: Granularity) -> Option<Money> {
@@ -117,7 +126,11 @@ pub enum LimitError {
     #[error("{field} must not be negative")]
     Negative { field: &'static str },
     #[error("{field} {value} exceeds its maximum {max}")]
-    AboveMax { field: &'static str, value: Money, max: Money },
+    AboveMax {
+        field: &'static str,
+        value: Money,
+        max: Money,
+    },
 }
 
 impl ProfileLimit {
@@ -161,16 +174,28 @@ mod tests {
     fn profile_limits_stay_under_their_maxima() {
         let ok = ProfileLimit {
             currency: Currency::GBP,
-            daily_minor: 100_00,
-            monthly_minor: 1000_00,
-            max_daily_minor: 200_00,
-            max_monthly_minor: 2000_00,
+            daily_minor: 10_000,
+            monthly_minor: 100_000,
+            max_daily_minor: 20_000,
+            max_monthly_minor: 200_000,
         };
         assert!(ok.validate().is_ok());
-        let too_high = ProfileLimit { daily_minor: 300_00, ..ok };
-        assert!(matches!(too_high.validate(), Err(LimitError::AboveMax { field: "daily", .. })));
-        let negative = ProfileLimit { monthly_minor: -1, ..ok };
-        assert!(matches!(negative.validate(), Err(LimitError::Negative { field: "monthly" })));
+        let too_high = ProfileLimit {
+            daily_minor: 300_00,
+            ..ok
+        };
+        assert!(matches!(
+            too_high.validate(),
+            Err(LimitError::AboveMax { field: "daily", .. })
+        ));
+        let negative = ProfileLimit {
+            monthly_minor: -1,
+            ..ok
+        };
+        assert!(matches!(
+            negative.validate(),
+            Err(LimitError::Negative { field: "monthly" })
+        ));
     }
 
     #[test]
@@ -178,10 +203,16 @@ mod tests {
         let mut l = CardLimits::none(Currency::EUR);
         assert!(l.is_empty());
         l.set(Granularity::Daily, Some(5000));
-        assert_eq!(l.get(Granularity::Daily), Some(Money::new(5000, Currency::EUR)));
+        assert_eq!(
+            l.get(Granularity::Daily),
+            Some(Money::new(5000, Currency::EUR))
+        );
         assert_eq!(l.get(Granularity::Lifetime), None);
         assert_eq!(Granularity::parse("daily"), Some(Granularity::Daily));
         assert_eq!(Granularity::parse("LIFETIME"), Some(Granularity::Lifetime));
-        assert_eq!(LimitType::parse("ATM_WITHDRAWAL"), Some(LimitType::AtmWithdrawal));
+        assert_eq!(
+            LimitType::parse("ATM_WITHDRAWAL"),
+            Some(LimitType::AtmWithdrawal)
+        );
     }
 }

@@ -33,7 +33,11 @@ struct CurrencyInfo {
 }
 
 const fn info(alpha: &'static str, numeric: u16, exponent: u8) -> CurrencyInfo {
-    CurrencyInfo { alpha, numeric, exponent }
+    CurrencyInfo {
+        alpha,
+        numeric,
+        exponent,
+    }
 }
 
 /// The currencies cardcore knows, with the exponents of ISO 4217 (JPY 0, EUR 2, KWD 3 ...).
@@ -160,7 +164,9 @@ impl Currency {
 
     /// The currency with this ISO 4217 numeric code (as in ISO 8583 DE 49).
     pub fn from_numeric(numeric: u16) -> Result<Currency, CurrencyError> {
-        index_of(numeric).map(Currency).ok_or(CurrencyError::UnknownNumeric(numeric))
+        index_of(numeric)
+            .map(Currency)
+            .ok_or(CurrencyError::UnknownNumeric(numeric))
     }
 
     /// The currency with this three-letter code (`"EUR"`), case-insensitive.
@@ -214,16 +220,53 @@ impl FromStr for Currency {
     }
 }
 
+/// JSON carries the alphabetic code; binary formats (the journal) the ISO numeric code.
 impl Serialize for Currency {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.alpha())
+        if s.is_human_readable() {
+            s.serialize_str(self.alpha())
+        } else {
+            s.serialize_u16(self.numeric())
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            let numeric = u16::deserialize(d)?;
+            return Currency::from_numeric(numeric).map_err(serde::de::Error::custom);
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Currency::from_alpha(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a `Decimal` rate: the exact decimal text in human-readable formats (JSON never
+/// sees a float), and its 16-byte binary form in binary formats (the journal). Use with
+/// `#[serde(with = "cardcore_core::money::decimal_serde")]`.
+pub mod decimal_serde {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            rust_decimal::serde::str::serialize(d, s)
+        } else {
+            s.serialize_bytes(&d.serialize())
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        if d.is_human_readable() {
+            return rust_decimal::serde::str::deserialize(d);
+        }
+        // Owned: readers (replay streams records) cannot lend bytes.
+        let bytes = Vec::<u8>::deserialize(d)?;
+        let bytes: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a decimal is 16 bytes"))?;
+        Ok(Decimal::deserialize(bytes))
     }
 }
 
@@ -231,7 +274,11 @@ impl<'de> Deserialize<'de> for Currency {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("amount {amount} has more decimal places than {currency} allows ({exponent})")]
-    TooPrecise { amount: String, currency: Currency, exponent: u8 },
+    TooPrecise {
+        amount: String,
+        currency: Currency,
+        exponent: u8,
+    },
     #[error("amount {0} is out of range")]
     OutOfRange(String),
     #[error("currency mismatch: {0} and {1}")]
@@ -253,11 +300,17 @@ pub struct Money {
 
 impl Money {
     pub const fn new(amount_minor: i64, currency: Currency) -> Money {
-        Money { amount_minor, currency }
+        Money {
+            amount_minor,
+            currency,
+        }
     }
 
     pub const fn zero(currency: Currency) -> Money {
-        Money { amount_minor: 0, currency }
+        Money {
+            amount_minor: 0,
+            currency,
+        }
     }
 
     pub fn is_zero(self) -> bool {
@@ -422,7 +475,11 @@ mod tests {
 
     #[test]
     fn decimal_round_trip() {
-        for (minor, ccy) in [(1050, Currency::EUR), (7, Currency::JPY), (1, Currency::KWD)] {
+        for (minor, ccy) in [
+            (1050, Currency::EUR),
+            (7, Currency::JPY),
+            (1, Currency::KWD),
+        ] {
             let m = Money::new(minor, ccy);
             assert_eq!(Money::from_decimal(m.to_decimal(), ccy).unwrap(), m);
         }
@@ -433,7 +490,10 @@ mod tests {
     #[test]
     fn arithmetic_is_checked() {
         let a = Money::new(i64::MAX, Currency::EUR);
-        assert_eq!(a.checked_add(Money::new(1, Currency::EUR)), Err(MoneyError::Overflow));
+        assert_eq!(
+            a.checked_add(Money::new(1, Currency::EUR)),
+            Err(MoneyError::Overflow)
+        );
         assert!(matches!(
             a.checked_add(Money::new(1, Currency::GBP)),
             Err(MoneyError::CurrencyMismatch(..))
@@ -446,18 +506,40 @@ mod tests {
     fn conversion_rounds_as_documented() {
         // 10.00 EUR at 1.005 → 10.05 USD exactly
         let m = Money::new(1000, Currency::EUR);
-        assert_eq!(m.convert(Currency::USD, dec("1.005")).unwrap().amount_minor, 1005);
+        assert_eq!(
+            m.convert(Currency::USD, dec("1.005")).unwrap().amount_minor,
+            1005
+        );
         // 0.05 EUR at 0.5 → 0.025 → half away from zero 0.03, cover also 0.03
         let m = Money::new(5, Currency::EUR);
-        assert_eq!(m.convert(Currency::USD, dec("0.5")).unwrap().amount_minor, 3);
+        assert_eq!(
+            m.convert(Currency::USD, dec("0.5")).unwrap().amount_minor,
+            3
+        );
         // 0.01 EUR at 0.3 → 0.003: nearest 0.00, cover 0.01
         let m = Money::new(1, Currency::EUR);
-        assert_eq!(m.convert(Currency::USD, dec("0.3")).unwrap().amount_minor, 0);
-        assert_eq!(m.convert_to_cover(Currency::USD, dec("0.3")).unwrap().amount_minor, 1);
+        assert_eq!(
+            m.convert(Currency::USD, dec("0.3")).unwrap().amount_minor,
+            0
+        );
+        assert_eq!(
+            m.convert_to_cover(Currency::USD, dec("0.3"))
+                .unwrap()
+                .amount_minor,
+            1
+        );
         // EUR → JPY and → KWD use the target exponent
         let m = Money::new(1234, Currency::EUR);
-        assert_eq!(m.convert(Currency::JPY, dec("161.5")).unwrap().amount_minor, 1993);
-        assert_eq!(m.convert(Currency::KWD, dec("0.3321")).unwrap().amount_minor, 4098);
+        assert_eq!(
+            m.convert(Currency::JPY, dec("161.5")).unwrap().amount_minor,
+            1993
+        );
+        assert_eq!(
+            m.convert(Currency::KWD, dec("0.3321"))
+                .unwrap()
+                .amount_minor,
+            4098
+        );
         // same currency is the identity
         assert_eq!(m.convert(Currency::EUR, dec("2")).unwrap(), m);
     }

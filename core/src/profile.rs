@@ -14,8 +14,11 @@ pub enum ProfileStatus {
 }
 
 impl ProfileStatus {
-    pub const ALL: [ProfileStatus; 3] =
-        [ProfileStatus::Active, ProfileStatus::Inactive, ProfileStatus::Suspended];
+    pub const ALL: [ProfileStatus; 3] = [
+        ProfileStatus::Active,
+        ProfileStatus::Inactive,
+        ProfileStatus::Suspended,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,7 +53,9 @@ impl TimeZone {
     pub const UTC: TimeZone = TimeZone(chrono_tz::Tz::UTC);
 
     pub fn parse(name: &str) -> Result<TimeZone, TimeZoneError> {
-        name.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| TimeZoneError(name.to_owned()))
+        name.parse::<chrono_tz::Tz>()
+            .map(TimeZone)
+            .map_err(|_| TimeZoneError(name.to_owned()))
     }
 
     pub fn name(self) -> &'static str {
@@ -89,7 +94,10 @@ mod tests {
 
     #[test]
     fn time_zones_parse_by_iana_name() {
-        assert_eq!(TimeZone::parse("Asia/Singapore").unwrap().name(), "Asia/Singapore");
+        assert_eq!(
+            TimeZone::parse("Asia/Singapore").unwrap().name(),
+            "Asia/Singapore"
+        );
         assert!(TimeZone::parse("Mars/Olympus").is_err());
         assert_eq!(TimeZone::default(), TimeZone::UTC);
         for s in ProfileStatus::ALL {

@@ -38,7 +38,9 @@ impl Mcc {
         if digits.len() != 4 || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(Mcc(digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))))
+        Some(Mcc(digits
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))))
     }
 
     pub fn parse(text: &str) -> Option<Mcc> {
@@ -118,7 +120,12 @@ impl Rule {
                 RuleValues::Currency(ccys)
             }
         };
-        Ok(Rule { id, operation, description, values })
+        Ok(Rule {
+            id,
+            operation,
+            description,
+            values,
+        })
     }
 
     pub fn rule_type(&self) -> RuleType {
@@ -186,11 +193,29 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let r = Rule::new(RuleId(1), RuleType::Mcc, RuleOperation::Block, "".into(), &strings(&["54a1"]));
+        let r = Rule::new(
+            RuleId(1),
+            RuleType::Mcc,
+            RuleOperation::Block,
+            "".into(),
+            &strings(&["54a1"]),
+        );
         assert_eq!(r, Err(RuleError::BadMcc("54a1".into())));
-        let r = Rule::new(RuleId(1), RuleType::Currency, RuleOperation::Allow, "".into(), &strings(&["EURO"]));
+        let r = Rule::new(
+            RuleId(1),
+            RuleType::Currency,
+            RuleOperation::Allow,
+            "".into(),
+            &strings(&["EURO"]),
+        );
         assert_eq!(r, Err(RuleError::BadCurrency("EURO".into())));
-        let r = Rule::new(RuleId(1), RuleType::Mcc, RuleOperation::Allow, "".into(), &[]);
+        let r = Rule::new(
+            RuleId(1),
+            RuleType::Mcc,
+            RuleOperation::Allow,
+            "".into(),
+            &[],
+        );
         assert_eq!(r, Err(RuleError::Empty));
         assert_eq!(Mcc::parse("0742"), Some(Mcc(742)));
         assert_eq!(Mcc(742).to_string(), "0742");

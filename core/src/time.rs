@@ -20,12 +20,16 @@ impl Timestamp {
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0).single().unwrap_or_default()
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or_default()
     }
 
     /// Parses RFC 3339 (`2026-01-15T10:00:00Z`).
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-        DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp::from_datetime(t.to_utc()))
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| Timestamp::from_datetime(t.to_utc()))
     }
 
     pub fn plus_ms(self, ms: i64) -> Timestamp {
@@ -33,7 +37,8 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        self.to_datetime()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 }
 
@@ -72,7 +77,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> ManualClock {
-        ManualClock { now_ms: AtomicI64::new(start.0) }
+        ManualClock {
+            now_ms: AtomicI64::new(start.0),
+        }
     }
 
     pub fn set(&self, t: Timestamp) {

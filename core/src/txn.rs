@@ -47,12 +47,17 @@ impl TransactionType {
     }
 
     pub fn parse(text: &str) -> Option<TransactionType> {
-        TransactionType::ALL.into_iter().find(|t| t.as_str() == text)
+        TransactionType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
     }
 
     /// Cash leaves through ATM withdrawal permissions and `ATM_WITHDRAWAL` profile limits.
     pub fn is_cash(self) -> bool {
-        matches!(self, TransactionType::CashWithdrawal | TransactionType::CashAdvance)
+        matches!(
+            self,
+            TransactionType::CashWithdrawal | TransactionType::CashAdvance
+        )
     }
 
     /// Money comes in: no limits or funds checks, a credit on clearing.
@@ -103,7 +108,9 @@ impl TransactionState {
     }
 
     pub fn parse(text: &str) -> Option<TransactionState> {
-        TransactionState::ALL.into_iter().find(|s| s.as_str() == text)
+        TransactionState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -121,11 +128,17 @@ mod tests {
     fn names_match_the_reference() {
         for t in TransactionType::ALL {
             assert_eq!(TransactionType::parse(t.as_str()), Some(t));
-            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.as_str())
+            );
         }
         for s in TransactionState::ALL {
             assert_eq!(TransactionState::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert!(TransactionType::CashWithdrawal.is_cash());
         assert!(TransactionType::Refund.is_credit());

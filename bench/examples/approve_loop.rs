@@ -1,0 +1,19 @@
+//! Runs direct approvals on a warm partition in a loop: a target for profilers
+//! (`valgrind --tool=callgrind`, `perf record`). Takes the decision count as its argument.
+
+use std::hint::black_box;
+
+use cardcore_authz::fixture::{eur, Fixture, FIXTURE_START};
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let mut f = Fixture::new(eur(i64::MAX / 4), n + 1024);
+    let requests: Vec<_> = (0..n).map(|_| f.purchase(eur(1_00))).collect();
+    for r in &requests {
+        black_box(f.partition.handle(r, FIXTURE_START));
+        black_box(f.partition.take_encoded());
+    }
+}
