@@ -91,20 +91,22 @@ pub struct FieldSpec {
     pub length: Length,
     pub content: Content,
     pub(crate) check: Check,
+    /// The bytes allowed in the value, as a class bit of [`ascii`] (precomputed: validation
+    /// runs on every field of every message).
+    pub(crate) class_bit: u8,
+    /// The character class is the whole check: no sign, no hex parity, no range check.
+    pub(crate) plain: bool,
 }
 
-impl FieldSpec {
-    /// The set of bytes allowed in the value, as a class bit of [`ascii`].
-    pub(crate) fn class_bit(&self) -> u8 {
-        match self.content {
-            Content::Numeric => ascii::N,
-            Content::Alphanumeric => ascii::AN,
-            Content::AlphanumericSpecial => ascii::ANS,
-            Content::Track => ascii::Z,
-            Content::Binary => ascii::HEX,
-            // The sign is checked apart; the rest are digits.
-            Content::SignedAmount => ascii::N,
-        }
+const fn class_bit(content: Content) -> u8 {
+    match content {
+        Content::Numeric => ascii::N,
+        Content::Alphanumeric => ascii::AN,
+        Content::AlphanumericSpecial => ascii::ANS,
+        Content::Track => ascii::Z,
+        Content::Binary => ascii::HEX,
+        // The sign is checked apart; the rest are digits.
+        Content::SignedAmount => ascii::N,
     }
 }
 
@@ -133,6 +135,7 @@ pub const FIELD_MAX: u8 = 128;
 ///
 /// DE 65 (the "extended bitmap" bit of the secondary bitmap) has no agreed ASCII layout: jPOS
 /// packs it as 1 byte, pyiso8583 as 16 characters. cardcore refuses it rather than guess.
+#[inline]
 pub fn field_spec(field: u8) -> Option<&'static FieldSpec> {
     FIELDS.get(usize::from(field)).filter(|s| s.number != 0)
 }
@@ -149,13 +152,7 @@ use Content::{
 use Length::{Fixed, LlVar, LllVar};
 
 const fn def(number: u8, name: &'static str, length: Length, content: Content) -> FieldSpec {
-    FieldSpec {
-        number,
-        name,
-        length,
-        content,
-        check: Check::None,
-    }
+    checked(number, name, length, content, Check::None)
 }
 
 const fn checked(
@@ -165,12 +162,16 @@ const fn checked(
     content: Content,
     check: Check,
 ) -> FieldSpec {
+    let plain =
+        matches!(check, Check::None) && !matches!(content, Content::Binary | Content::SignedAmount);
     FieldSpec {
         number,
         name,
         length,
         content,
         check,
+        class_bit: class_bit(content),
+        plain,
     }
 }
 
