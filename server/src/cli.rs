@@ -56,9 +56,10 @@ pub struct ServeArgs {
     pub admin_token: Option<String>,
     /// A management API token: TOKEN=profile:ID, TOKEN=application:CLIENT_ID or
     /// TOKEN=operator. Repeatable.
-    /// Parsed in `into_config`, not by clap: clap's errors would repeat the token.
+    // Parsed in `into_config`, not by clap: clap's errors would repeat the token.
     #[arg(long = "token", value_name = "TOKEN=ROLE")]
     pub tokens: Vec<String>,
+    /// Engine partitions, 1..=64; fixed for the life of a data directory [default: 2].
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
     /// Transactions each partition reserves room for up front.
@@ -67,36 +68,50 @@ pub struct ServeArgs {
     /// Log filter in RUST_LOG syntax, used when RUST_LOG is not set [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// `sync`: answers wait for their journal batch to be flushed [default: sync].
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
     /// Async durability: the longest an answered event may stay unflushed.
     #[arg(long, value_name = "MS")]
     pub max_loss_ms: Option<u64>,
+    /// Most events per journal batch [default: 4096].
     #[arg(long, value_name = "N")]
     pub batch_max: Option<usize>,
+    /// Longest the journal writer collects one batch [default: 1000].
     #[arg(long, value_name = "US")]
     pub batch_window_us: Option<u64>,
+    /// Events that may wait for the journal writer [default: 65536].
     #[arg(long, value_name = "N")]
     pub journal_queue_capacity: Option<usize>,
+    /// The sled page cache [default: 64 MiB].
     #[arg(long, value_name = "BYTES")]
     pub cache_capacity_bytes: Option<u64>,
     /// A snapshot after this many journal records (0: never).
     #[arg(long, value_name = "N")]
     pub snapshot_every_records: Option<u64>,
+    /// ISO 8583 connections served at once [default: 128].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Messages in flight per connection before reading pauses [default: 64].
     #[arg(long, value_name = "N")]
     pub max_in_flight_per_connection: Option<usize>,
+    /// A quiet connection is closed after this long [default: 300].
     #[arg(long, value_name = "S")]
     pub idle_timeout_s: Option<u64>,
+    /// Longest ISO 8583 frame accepted, 64..=8192 [default: 8192].
     #[arg(long, value_name = "BYTES")]
     pub max_frame_bytes: Option<usize>,
+    /// How long shutdown waits for in-flight messages [default: 10].
     #[arg(long, value_name = "S")]
     pub shutdown_grace_s: Option<u64>,
+    /// Uncleared holds are released after this long [default: 7].
     #[arg(long, value_name = "DAYS")]
     pub hold_ttl_days: Option<u32>,
+    /// The same for pre-authorisations [default: 30].
     #[arg(long, value_name = "DAYS")]
     pub pre_auth_hold_ttl_days: Option<u32>,
+    /// Profile limit maxima when a PATCH gives none, in minor units
+    /// [defaults: purchase 3000000, ATM 400000].
     #[arg(long, value_name = "MINOR")]
     pub purchase_daily_max_minor: Option<i64>,
     #[arg(long, value_name = "MINOR")]
@@ -287,6 +302,7 @@ pub struct LoadArgs {
     /// Cards in the synthetic population.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub cards: u64,
+    /// Seed of the population and the traffic: the same seed, the same run.
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
     /// How long to send, e.g. `20s`, `2m`.
@@ -301,6 +317,7 @@ pub struct LoadArgs {
     /// Closed loop: requests kept in flight.
     #[arg(long, value_name = "C")]
     pub concurrency: Option<u64>,
+    /// TCP connections to a TCP target.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub connections: u64,
     /// Where `report.json` is written.

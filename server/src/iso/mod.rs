@@ -19,7 +19,7 @@
 //! connection: when they are all taken the reader stops reading, so a fast sender is slowed
 //! by TCP flow control instead of filling memory; frames longer than `iso.max_frame_bytes`
 //! close the connection; a connection with nothing to read and nothing in flight for
-//! `iso.idle_timeout_s` is closed.
+//! `iso.idle_timeout_s` is closed, and so is one that does not read its answers for as long.
 //!
 //! A frame that does not parse is answered `30` when its MTI can be read (with the STAN when
 //! that can be read too); otherwise that connection alone is closed. A message that parses

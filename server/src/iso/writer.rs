@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cardcore_authz::wire::{respond, respond_format_error, respond_network_management};
@@ -41,6 +41,7 @@ pub(crate) async fn run(
         held: Vec::new(),
         written: Vec::new(),
         metrics: Arc::clone(service.metrics()),
+        write_timeout: service.config().iso.idle_timeout(),
         peer,
     };
     drop(service);
@@ -67,6 +68,7 @@ struct Writer {
     /// Tickets of the responses in `out`: released once those bytes are written.
     written: Vec<Ticket>,
     metrics: Arc<Metrics>,
+    write_timeout: Duration,
     peer: SocketAddr,
 }
 
@@ -94,9 +96,15 @@ impl Writer {
         self.wr.shutdown().await
     }
 
+    /// Writes the output; a peer that does not read for the idle timeout loses the
+    /// connection, so it cannot hold a connection slot and its in-flight slots forever.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.wr.write_all(&self.out).await?;
+            tokio::time::timeout(self.write_timeout, self.wr.write_all(&self.out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "peer not reading")
+                })??;
             self.out.clear();
         }
         self.written.clear();
