@@ -1,27 +1,6 @@
 //! Decisions that move money on a transaction's behalf: holds, their growth and shrinking,
-//! release, capture and single-message posting.
-//!
-//! # How a hold is funded
-//! 1. From the profile's balance in the transaction currency, up to its available amount.
-//! 2. If short and the card allows smart conversion: from the profile's other balances, the
-//!    card's default currency first, then the others by descending available value
-//!    (available converted into the transaction currency at the quoted rate, fees not
-//!    counted; ties by ascending balance id). Each source holds, in its own currency, what
-//!    covers its part at the quoted rate plus fee (see [`fx`](super::fx)). A balance without
-//!    a usable quote, or with nothing available, is skipped.
-//! 3. If still short: refused with [`BookError::InsufficientFunds`] — or, for a stand-in
-//!    advice or forced post, the remainder goes on the transaction-currency balance (opened
-//!    at zero if missing) past its available funds, and the event is flagged.
-//!
-//! A hold has at most [`CONVERSION_LEGS_MAX`] legs on other balances; a growth on the same
-//! balance at the same rate and fee merges into its leg. A plan that needs more legs is
-//! refused with [`BookError::TooManyLegs`] (a forced one puts the rest on the
-//! transaction-currency balance instead).
-//!
-//! # How a hold shrinks
-//! Legs on other balances shrink first, newest first, so the customer's own-currency money
-//! is kept longest; a shrunk conversion leg is recomputed at its own rate and fee. The
-//! transaction-currency leg shrinks last.
+//! release, capture and single-message posting. The rules are in the
+//! [book's documentation](super#funding-and-smart-conversion).
 
 use cardcore_core::{Currency, Money, ProfileId, TxnId};
 use rust_decimal::Decimal;

@@ -30,12 +30,30 @@
 //! | refund clearing | [`Book::plan_refund`] (no limits, no funds checks) |
 //!
 //! # Funding and smart conversion
-//! See [`Book::plan_hold`]: the transaction-currency balance first, then the card's default
-//! currency, then the other balances by descending available value (converted into the
-//! transaction currency at the quoted rate; ties by balance id). Each source balance holds
-//! its part in its own currency ([`Leg`]); rates and fees are fixed at authorisation and
-//! used again at clearing. FX arithmetic and rounding: see [`fx`](self::FxRates).
+//! A hold (or single-message posting) of amount A in the transaction currency T is funded:
+//! 1. from the profile's balance in T, up to its available amount;
+//! 2. if short and the card allows smart conversion ([`FundingPrefs`]): from the profile's
+//!    other balances, the card's default currency first, then the others by descending
+//!    available value (available converted into T at the quoted rate, fees not counted;
+//!    ties by ascending balance id). Each source holds, in its own currency, what covers its
+//!    part at the quoted rate plus fee ([`Leg`]; arithmetic and rounding in [`fx`]). A
+//!    balance without a usable quote, or with nothing available, is skipped;
+//! 3. if still short: refused with [`BookError::InsufficientFunds`] (which says whether
+//!    smart conversion was blocked) — or, for a stand-in advice or forced post, the rest
+//!    goes on the balance in T past its available funds, and the event is flagged.
 //!
+//! A hold has at most [`CONVERSION_LEGS_MAX`] legs on other balances (one slot of
+//! [`HOLD_LEGS_MAX`] is kept for the leg in T); a growth on the same balance at the same
+//! rate and fee merges into its leg. A plan that needs more legs is refused with
+//! [`BookError::TooManyLegs`] (a forced one puts the rest on the balance in T instead).
+//! Nothing is exchanged until clearing, at the rates fixed at authorisation.
+//!
+//! When the final amount ends lower (partial reversal, lower clearing), legs on other
+//! balances shrink first, newest first, so the customer's own-currency money is kept
+//! longest; a shrunk conversion leg is recomputed at its own rate and fee. The leg in T
+//! shrinks last. A clearing above the hold posts the whole hold and takes the excess from
+//! the balance in T.
+
 //! # Negative available
 //! Available goes below zero only through a flagged event: a stand-in advice or forced post
 //! (the network already approved) or a clearing above its hold. The remainder lands on the
@@ -51,12 +69,12 @@ mod apply;
 mod error;
 mod event;
 mod funding;
-mod fx;
+pub mod fx;
 mod hasher;
 mod invariants;
 mod legs;
 mod snapshot;
-mod usage;
+pub mod usage;
 
 use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 use serde::{Deserialize, Serialize};
