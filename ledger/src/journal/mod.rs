@@ -126,7 +126,7 @@ pub use metrics::{
 };
 pub use record::{RecordProblem, RECORD_PAYLOAD_MAX_BYTES};
 pub use recovery::{Record, Recovery, RecoveryReport, SkippedSnapshot, Tail, TornTail};
-pub use sled_store::{SledStore, JOURNAL_TREE};
+pub use sled_store::{SledStore, JOURNAL_TREE, SLED_LOCK_WAIT};
 pub use snapshot::{Snapshot, SNAPSHOTS_KEPT};
 pub use store::{EncodedRecord, EventStore, StoreIter, StoredRecord};
 

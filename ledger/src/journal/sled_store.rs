@@ -1,6 +1,7 @@
 //! The production store: one dedicated tree in a sled database.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::record::{seq_from_key, seq_key};
 use super::store::{EncodedRecord, EventStore, StoreIter, StoredRecord};
@@ -13,6 +14,12 @@ pub const JOURNAL_TREE: &str = "journal";
 /// Keys removed per sled batch when truncating, so one removal never builds an unbounded
 /// batch in memory.
 const REMOVE_BATCH_MAX: usize = 4096;
+/// How long `open` waits for sled's directory lock. sled releases the lock from its
+/// background threads a moment after the last handle is dropped, so a reopen right after a
+/// close (a restart in the same process, a recovery check followed by a new process) can
+/// find it still held. A second live open still fails, after this wait.
+pub const SLED_LOCK_WAIT: Duration = Duration::from_secs(2);
+const SLED_LOCK_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// The journal's records in sled.
 ///
@@ -30,12 +37,20 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the sled database in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore, JournalError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_capacity_bytes)
             .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .mode(sled::Mode::HighThroughput);
+        let started = Instant::now();
+        let db = loop {
+            match config.open() {
+                Err(error) if is_lock_busy(&error) && started.elapsed() < SLED_LOCK_WAIT => {
+                    std::thread::sleep(SLED_LOCK_RETRY_PAUSE);
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree(JOURNAL_TREE)?;
         Ok(SledStore { _db: db, tree })
     }
@@ -102,6 +117,12 @@ impl EventStore for SledStore {
             .map(|(key, _)| key_to_seq(&key))
             .transpose()
     }
+}
+
+/// sled 0.34.7 (pinned) reports a held directory lock as an `Other` I/O error with this
+/// message, not as `WouldBlock`.
+fn is_lock_busy(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
 }
 
 fn stored_record(
