@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 /// An exchange rate: 1 `from` = `rate` `to`, plus a fee in percent of the converted amount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FxRate {
+    #[serde(with = "cardcore_core::money::decimal_serde")]
     pub rate: Decimal,
+    #[serde(with = "cardcore_core::money::decimal_serde")]
     pub fee_percent: Decimal,
     /// Set when this direction was derived from the other one.
     pub implied: bool,
