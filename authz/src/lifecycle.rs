@@ -175,7 +175,9 @@ impl Partition {
             Funding::Hold
         };
         let decided = self.access(m, now, &mut explain).and_then(|()| {
-            if credit {
+            // A refund moves no money until it clears; a zero amount (account verification)
+            // moves none at all. Neither needs limits or funds.
+            if credit || request.amount.is_zero() {
                 return Ok(None);
             }
             self.limits(m, request.amount, now, &mut explain)?;
@@ -252,7 +254,7 @@ impl Partition {
             self.emit(EngineEvent::Ledger(event));
             self.usage_add(&record, amount, now);
         }
-        if request.kind == MessageKind::Financial {
+        if request.kind == MessageKind::Financial || amount.is_zero() {
             record.state = TransactionState::Completed;
             record.cleared = Some(amount);
             if request.txn_type.is_credit() {
@@ -467,6 +469,13 @@ impl Partition {
             TransactionState::Cancelled => {
                 return self.approve_followup(request, &record, Money::zero(currency))
             }
+            // A single-message transaction (an ATM that could not dispense) is undone by
+            // crediting back what it posted.
+            TransactionState::Completed
+                if record.kind == MessageKind::Financial && !record.txn_type.is_credit() =>
+            {
+                return self.reverse_posted(request, record, now)
+            }
             _ => return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id)),
         }
         let final_minor = request.final_amount_minor.unwrap_or(0);
@@ -492,6 +501,38 @@ impl Partition {
         if final_minor == 0 {
             record.state = TransactionState::Cancelled;
             record.purge_time = None;
+        }
+        let answer = self.approve_followup(request, &record, final_amount);
+        self.emit(EngineEvent::Txn(record));
+        answer
+    }
+
+    /// Reverses a posted single-message transaction to a final amount: the difference is
+    /// credited back to the transaction-currency balance. Its limit usage was closed when it
+    /// posted and stays as counted.
+    fn reverse_posted(
+        &mut self,
+        request: &Request,
+        mut record: TxnRecord,
+        now: Timestamp,
+    ) -> Answer {
+        let posted = record.cleared.unwrap_or(record.authorised);
+        let final_minor = request.final_amount_minor.unwrap_or(0);
+        if final_minor < 0 || final_minor > posted.amount_minor {
+            return self.refuse(
+                request,
+                ResponseCode::ORIGINAL_AMOUNT_INCORRECT,
+                Some(record.id),
+            );
+        }
+        let final_amount = Money::new(final_minor, posted.currency);
+        let back = Money::new(posted.amount_minor - final_minor, posted.currency);
+        self.funds_credit(&record, back);
+        record.authorised = final_amount;
+        record.cleared = Some(final_amount);
+        record.modified = now;
+        if final_minor == 0 {
+            record.state = TransactionState::Cancelled;
         }
         let answer = self.approve_followup(request, &record, final_amount);
         self.emit(EngineEvent::Txn(record));
