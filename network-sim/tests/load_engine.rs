@@ -180,3 +180,12 @@ fn open_loop_against_the_engine_reconciles_too() {
     assert_eq!(r.ledger.applied.unexplained, 0, "{r}");
     assert_eq!(r.answered, 4_000);
 }
+
+#[test]
+fn other_seeds_reconcile_too() {
+    for seed in [1, 2, 3] {
+        let r = run(seed, 5_000, Pacing::ClosedLoop { concurrency: 8 });
+        assert!(r.is_success(), "seed {seed}: {r}");
+        assert_eq!(r.ledger.applied.unexplained, 0, "seed {seed}: {r}");
+    }
+}

@@ -28,7 +28,7 @@ use super::generator::{
 };
 use super::ledger::{reconcile, ExpectedLedger, HoldTtl};
 use super::matcher::{read_answer, Matcher};
-use super::population::{Population, PopulationConfig, PopulationError, SetupError};
+use super::population::{Deployed, Population, PopulationConfig, PopulationError, SetupError};
 use super::progress::{Progress, ProgressMode};
 use super::report::{ConfigSummary, LedgerSummary, LoadReport, ReportInputs};
 use super::stats::RunStats;
@@ -67,6 +67,7 @@ pub struct LoadConfig {
     /// ...or after this long, whichever comes first.
     pub duration: Option<Duration>,
     pub pacing: Pacing,
+    /// The traffic's shape; its `seed` is replaced by `seed` above.
     pub traffic: TrafficConfig,
     /// The engine's hold lifetimes (its `Lifecycle` configuration).
     pub hold_ttl: HoldTtl,
@@ -160,8 +161,11 @@ pub fn run_load(
         seed: config.seed,
         start: config.start,
     })?;
-    let deployed = population.set_up(target, &mut |_, _| {})?;
-    let generator = TrafficGenerator::new(&population, config.traffic.clone())?;
+    let deployed = set_up(config, &population, target)?;
+    // One seed names the whole run: population and traffic.
+    let mut traffic = config.traffic.clone();
+    traffic.seed = config.seed;
+    let generator = TrafficGenerator::new(&population, traffic)?;
     let ledger = ExpectedLedger::new(&population, config.hold_ttl);
     let mut session = Session::new(config, target, driver, generator, ledger);
     session.run()?;
@@ -212,6 +216,21 @@ pub fn run_load(
             engine_clock_end: ledger.engine_now().to_rfc3339(),
         },
     }))
+}
+
+/// Sets the population up, with a progress bar of its own (a large population through the
+/// management API takes a while).
+fn set_up(
+    config: &LoadConfig,
+    population: &Population,
+    target: &mut dyn Target,
+) -> Result<Deployed, LoadError> {
+    let mut bar = Progress::new(config.progress, population.setup_ops().len() as u64, false);
+    let deployed = population.set_up(target, &mut |done, _| {
+        bar.update(done as u64, || "setting up the population".to_owned());
+    })?;
+    bar.finish();
+    Ok(deployed)
 }
 
 fn summary(config: &LoadConfig, population: &Population, connections: usize) -> ConfigSummary {
@@ -426,15 +445,14 @@ impl<'a> Session<'a> {
         };
         self.issued += 1;
         let lane = (m.lane_key % self.closed_lanes.len() as u64) as usize;
-        self.stats.on_sent(m.mti.as_str(), m.action);
         let sent = !self.closed_lanes[lane] && self.driver.send(lane, &m.bytes).is_ok();
         if !sent {
             self.closed_lanes[lane] = true;
-            self.stats.sent -= 1;
             self.stats.unsent += 1;
             self.order.resolve(seq, m.effect, false, &mut self.ledger);
             return;
         }
+        self.stats.on_sent(m.mti.as_str(), m.action);
         self.matcher
             .expect(lane, seq, m.stan, m.transmission, m.answer_has_stan);
         self.deadlines
