@@ -15,7 +15,8 @@ use cardcore_core::{
     CardStatus, CardToken, Channel, Currency, Granularity, Money, ProfileId, RuleId, Timestamp,
 };
 use cardcore_sim::load::{
-    run_load, ClockJumps, InProcessDriver, LoadConfig, LoadReport, Pacing, ProgressMode, TcpDriver,
+    drive_load, prepare_load, run_load, ClockJumps, InProcessDriver, LoadConfig, LoadReport,
+    Pacing, ProgressMode, TcpDriver,
 };
 use cardcore_sim::scenario::*;
 
@@ -391,12 +392,15 @@ fn a_connection_closed_by_the_server_ends_the_run_cleanly() {
 
 #[test]
 fn the_in_process_driver_runs_the_same_traffic() {
+    // In two steps, as an embedder whose driver needs what the setup created would do.
+    let mut bank = Bank::default();
+    let c = config(1_000, Pacing::OpenLoop { rate_per_s: 20_000 });
+    let prepared = prepare_load(&c, &mut bank).unwrap();
+    assert_eq!(prepared.deployed.cards.len(), 300);
     let handler: cardcore_sim::load::Handler =
         Arc::new(|request: &[u8]| answer(request, DECLINE_ALL));
     let mut driver = InProcessDriver::new(2, handler).unwrap();
-    let mut bank = Bank::default();
-    let c = config(1_000, Pacing::OpenLoop { rate_per_s: 20_000 });
-    let r = run_load(&c, &mut bank, &mut driver).unwrap();
+    let r = drive_load(&c, prepared, &mut bank, &mut driver).unwrap();
     assert_eq!(r.answered, 1_000);
     assert!(r.reconciliation.ok);
     assert!(r.latency_us.max > 0);

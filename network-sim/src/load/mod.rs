@@ -10,7 +10,8 @@
 //! - [`ledger`]: the [`ExpectedLedger`] and [`reconcile`].
 //! - [`driver`]: the [`LoadDriver`] seam; [`tcp`]: the TCP driver; [`in_process`]: lanes
 //!   of worker threads around an embedded engine's handler.
-//! - [`runner`]: [`run_load`], pacing, matching ([`matcher`]) and counting ([`stats`]).
+//! - [`runner`]: [`run_load`] (or [`prepare_load`] then [`drive_load`]), pacing, matching
+//!   ([`matcher`]) and counting ([`stats`]).
 //! - [`report`]: [`LoadReport`] (`report.json`, text), [`svg`]: the latency plot;
 //!   [`progress`]: the terminal progress bar.
 //!
@@ -55,6 +56,6 @@ pub use mix::{Action, TrafficMix};
 pub use population::{Deployed, Population, PopulationConfig, SetupOp};
 pub use progress::ProgressMode;
 pub use report::{LoadReport, PercentilePoint};
-pub use runner::{run_load, LoadConfig, LoadError, Pacing};
+pub use runner::{drive_load, prepare_load, run_load, LoadConfig, LoadError, Pacing, PreparedLoad};
 pub use tcp::TcpDriver;
 pub use zipf::{Dice, Zipf};

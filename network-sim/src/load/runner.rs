@@ -146,22 +146,58 @@ pub enum LoadError {
     },
 }
 
-/// Runs a whole load test. See the module documentation.
+/// Runs a whole load test: [`prepare_load`] then [`drive_load`]. See the module
+/// documentation.
 pub fn run_load(
     config: &LoadConfig,
     target: &mut dyn Target,
     driver: &mut dyn LoadDriver,
 ) -> Result<LoadReport, LoadError> {
+    let prepared = prepare_load(config, target)?;
+    drive_load(config, prepared, target, driver)
+}
+
+/// A population set up on the target, ready for traffic.
+#[derive(Debug)]
+pub struct PreparedLoad {
+    pub population: Population,
+    pub deployed: Deployed,
+}
+
+/// Checks the configuration, generates the population and sets it up on `target` (which
+/// starts from an empty engine). An embedder whose driver needs the engine the target has
+/// just created builds the driver after this.
+pub fn prepare_load(
+    config: &LoadConfig,
+    target: &mut dyn Target,
+) -> Result<PreparedLoad, LoadError> {
     config.validate()?;
-    if driver.lanes() == 0 {
-        return Err(LoadError::Config("the driver has no connection".into()));
-    }
     let population = Population::generate(PopulationConfig {
         cards: config.cards,
         seed: config.seed,
         start: config.start,
     })?;
     let deployed = set_up(config, &population, target)?;
+    Ok(PreparedLoad {
+        population,
+        deployed,
+    })
+}
+
+/// Sends the traffic through `driver`, then reconciles and checks the invariants.
+pub fn drive_load(
+    config: &LoadConfig,
+    prepared: PreparedLoad,
+    target: &mut dyn Target,
+    driver: &mut dyn LoadDriver,
+) -> Result<LoadReport, LoadError> {
+    if driver.lanes() == 0 {
+        return Err(LoadError::Config("the driver has no connection".into()));
+    }
+    let PreparedLoad {
+        population,
+        deployed,
+    } = prepared;
     // One seed names the whole run: population and traffic.
     let mut traffic = config.traffic.clone();
     traffic.seed = config.seed;
