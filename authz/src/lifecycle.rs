@@ -186,7 +186,7 @@ impl Partition {
         });
         record.explanation = explain;
         match decided {
-            Err(decline) => self.record_decline(record, request, decline),
+            Err(decline) => self.record_decline(record, decline),
             Ok(planned) => self.record_approval(record, request, planned, now),
         }
     }
@@ -219,24 +219,14 @@ impl Partition {
         }
     }
 
-    fn record_decline(
-        &mut self,
-        mut record: TxnRecord,
-        request: &Request,
-        decline: Decline,
-    ) -> Answer {
+    fn record_decline(&mut self, mut record: TxnRecord, decline: Decline) -> Answer {
         record.state = TransactionState::Declined;
         record.decline = Some(decline);
         record.response_code = decline.field39();
-        let answer = Answer {
-            response_code: record.response_code,
-            decline: Some(decline),
-            txn: Some(record.id),
-            approval_code: None,
-            approved_amount: None,
-        };
+        let answer = Answer::of(&record);
+        // Recorded with the transaction: applying it records the answer for duplicates.
         self.emit(EngineEvent::Txn(record));
-        self.answer(request.key, answer)
+        answer
     }
 
     fn record_approval(
@@ -268,15 +258,10 @@ impl Partition {
             record.state = TransactionState::InProgress;
             record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
         }
-        let answer = Answer {
-            response_code: ResponseCode::APPROVED,
-            decline: None,
-            txn: Some(record.id),
-            approval_code: record.approval_code,
-            approved_amount: Some(amount),
-        };
+        let answer = Answer::of(&record);
+        // Recorded with the transaction: applying it records the answer for duplicates.
         self.emit(EngineEvent::Txn(record));
-        self.answer(request.key, answer)
+        answer
     }
 
     fn hold_ttl_ms(&self, record: &TxnRecord) -> i64 {
@@ -310,15 +295,10 @@ impl Partition {
             self.funds_forced_hold(&record, request.amount);
             self.usage_add(&record, request.amount, now);
         }
-        let answer = Answer {
-            response_code: ResponseCode::APPROVED,
-            decline: None,
-            txn: Some(record.id),
-            approval_code: record.approval_code,
-            approved_amount: Some(request.amount),
-        };
+        let answer = Answer::of(&record);
+        // Recorded with the transaction: applying it records the answer for duplicates.
         self.emit(EngineEvent::Txn(record));
-        self.answer(request.key, answer)
+        answer
     }
 
     /// The transaction a follow-up message refers to, or the answer to give when none fits.

@@ -216,6 +216,7 @@ impl Partition {
                     card.last_txn = Some(id);
                 }
                 self.txn_by_key.insert(record.key, id);
+                self.answers.insert(record.key, Answer::of(record));
                 self.next_txn = self.next_txn.max(id.0 + 1);
                 None
             }

@@ -122,3 +122,17 @@ pub struct Answer {
     pub approval_code: Option<[u8; 6]>,
     pub approved_amount: Option<Money>,
 }
+
+impl Answer {
+    /// The answer to the message that created `record`.
+    pub fn of(record: &TxnRecord) -> Answer {
+        let approved = record.response_code.is_approved();
+        Answer {
+            response_code: record.response_code,
+            decline: record.decline,
+            txn: Some(record.id),
+            approval_code: record.approval_code,
+            approved_amount: approved.then_some(record.authorised),
+        }
+    }
+}
