@@ -25,7 +25,7 @@ use crate::scenario::{
 pub struct InProcessTarget {
     keys: SimKeys,
     clock: Arc<ManualClock>,
-    engine: Option<Engine>,
+    engine: Option<Arc<Engine>>,
     data_dir: Option<TempDir>,
     /// Journal to disk (the default) or keep everything in memory.
     durable: bool,
@@ -72,7 +72,14 @@ impl InProcessTarget {
 
     pub fn engine(&self) -> Result<&Engine, TargetError> {
         self.engine
-            .as_ref()
+            .as_deref()
+            .ok_or_else(|| failed("no scenario started"))
+    }
+
+    /// The engine of the current run, to share with a load driver's threads.
+    pub fn shared_engine(&self) -> Result<Arc<Engine>, TargetError> {
+        self.engine
+            .clone()
             .ok_or_else(|| failed("no scenario started"))
     }
 
@@ -85,8 +92,12 @@ impl InProcessTarget {
 
 impl Target for InProcessTarget {
     fn reset(&mut self, now: Timestamp) -> Result<(), TargetError> {
-        if let Some(mut old) = self.engine.take() {
-            old.shutdown().map_err(failed)?;
+        if let Some(old) = self.engine.take() {
+            // Shut down now if nothing else holds the engine; otherwise the last holder's
+            // drop does it.
+            if let Ok(mut old) = Arc::try_unwrap(old) {
+                old.shutdown().map_err(failed)?;
+            }
         }
         self.data_dir = None;
         let dir = if self.durable {
@@ -96,7 +107,7 @@ impl Target for InProcessTarget {
         };
         self.clock = Arc::new(ManualClock::new(now));
         let config = self.config(dir.as_ref());
-        self.engine = Some(Engine::open(config, self.clock.clone()).map_err(failed)?);
+        self.engine = Some(Arc::new(Engine::open(config, self.clock.clone()).map_err(failed)?));
         self.data_dir = dir;
         Ok(())
     }
