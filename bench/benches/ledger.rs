@@ -127,48 +127,12 @@ fn hold_capture(c: &mut Criterion) {
 fn smart_conversion(c: &mut Criterion) {
     let mut group = c.benchmark_group("ledger_smart_conversion");
     group.throughput(Throughput::Elements(2));
-    let mut book = Book::new();
-    let profile = ProfileId(1);
-    run(&mut book, |b| {
-        b.open_profile(profile, TimeZone::UTC, Currency::EUR)
-    });
-    for currency in [Currency::EUR, Currency::GBP, Currency::USD] {
-        run(&mut book, |b| b.open_balance(profile, currency));
-    }
-    let rates = FxTable::new()
-        .with(
-            Currency::EUR,
-            Currency::GBP,
-            Decimal::from_str("0.85").unwrap(),
-            5_000,
-        )
-        .with(
-            Currency::EUR,
-            Currency::USD,
-            Decimal::from_str("1.10").unwrap(),
-            3_500,
-        );
-    let prefs = FundingPrefs::smart(Some(Currency::GBP));
-    let amount = Money::new(30_00, Currency::EUR);
-    let eur = book.balance_id(profile, Currency::EUR).unwrap();
-    let gbp = book.balance_id(profile, Currency::GBP).unwrap();
-    let usd = book.balance_id(profile, Currency::USD).unwrap();
-    // EUR 10.00 and GBP 8.55 (10.00 EUR at 0.85 + 0.5 %) leave 10.00 EUR for USD: 3 legs.
-    let refill = [
-        Money::new(10_00, Currency::EUR),
-        Money::new(8_55, Currency::GBP),
-        Money::new(11_04, Currency::USD),
-    ];
-    for (id, amount) in [eur, gbp, usd].into_iter().zip(refill) {
-        run(&mut book, |b| b.top_up(id, amount));
-    }
+    let mut s = ThreeCurrencies::new();
     let mut txn = 0u64;
     group.bench_function("three_legs_hold_release", |b| {
         b.iter(|| {
             txn += 1;
-            let hold = book.plan_hold(TxnId(txn), profile, black_box(amount), &prefs, &rates);
-            apply(&mut book, hold.unwrap());
-            run(&mut book, |b| b.plan_release(TxnId(txn)));
+            s.hold_release(TxnId(txn));
         })
     });
     // Capturing empties the sources, so each iteration also tops them up again (three
@@ -176,18 +140,84 @@ fn smart_conversion(c: &mut Criterion) {
     group.bench_function("three_legs_hold_capture_with_refill", |b| {
         b.iter(|| {
             txn += 1;
-            let hold = book.plan_hold(TxnId(txn), profile, black_box(amount), &prefs, &rates);
-            let hold = hold.unwrap();
-            debug_assert!(matches!(&hold, LedgerEvent::HoldPlaced(h) if h.legs.len() == 3));
-            apply(&mut book, hold);
-            run(&mut book, |b| b.plan_capture(TxnId(txn), black_box(amount)));
-            for (id, amount) in [eur, gbp, usd].into_iter().zip(refill) {
-                run(&mut book, |b| b.top_up(id, amount));
-            }
+            s.hold_capture_refill(TxnId(txn));
         })
     });
+    let book = s.book;
     book.check_invariants().expect("invariants after the bench");
     group.finish();
+}
+
+/// A profile with EUR, GBP and USD balances, funded so that a 30.00 EUR hold with GBP as
+/// the default currency takes three legs: EUR 10.00, GBP 8.55 (10.00 EUR at 0.85 plus
+/// 0.5 %) and USD 11.04 (10.00 EUR at 1.10 plus 0.35 %).
+struct ThreeCurrencies {
+    book: Book,
+    rates: FxTable,
+    refill: [(cardcore_core::BalanceId, Money); 3],
+}
+
+impl ThreeCurrencies {
+    const PROFILE: ProfileId = ProfileId(1);
+    const AMOUNT: Money = Money::new(30_00, Currency::EUR);
+    const PREFS: FundingPrefs = FundingPrefs {
+        default_currency: Some(Currency::GBP),
+        smart_conversion: true,
+    };
+
+    fn new() -> ThreeCurrencies {
+        let mut book = Book::new();
+        let profile = Self::PROFILE;
+        run(&mut book, |b| {
+            b.open_profile(profile, TimeZone::UTC, Currency::EUR)
+        });
+        let amounts = [
+            Money::new(10_00, Currency::EUR),
+            Money::new(8_55, Currency::GBP),
+            Money::new(11_04, Currency::USD),
+        ];
+        let mut refill = [(cardcore_core::BalanceId(0), amounts[0]); 3];
+        for (slot, amount) in refill.iter_mut().zip(amounts) {
+            run(&mut book, |b| b.open_balance(profile, amount.currency));
+            let id = book.balance_id(profile, amount.currency).expect("opened");
+            run(&mut book, |b| b.top_up(id, amount));
+            *slot = (id, amount);
+        }
+        let rate = |text: &str| Decimal::from_str(text).expect("a rate");
+        let rates = FxTable::new()
+            .with(Currency::EUR, Currency::GBP, rate("0.85"), 5_000)
+            .with(Currency::EUR, Currency::USD, rate("1.10"), 3_500);
+        ThreeCurrencies {
+            book,
+            rates,
+            refill,
+        }
+    }
+
+    fn hold(&mut self, txn: TxnId) {
+        let (amount, prefs) = (black_box(Self::AMOUNT), &Self::PREFS);
+        let hold = self
+            .book
+            .plan_hold(txn, Self::PROFILE, amount, prefs, &self.rates);
+        let hold = hold.expect("funded");
+        debug_assert!(matches!(&hold, LedgerEvent::HoldPlaced(h) if h.legs.len() == 3));
+        self.book.apply(&hold).expect("applies");
+    }
+
+    fn hold_release(&mut self, txn: TxnId) {
+        self.hold(txn);
+        run(&mut self.book, |b| b.plan_release(txn));
+    }
+
+    fn hold_capture_refill(&mut self, txn: TxnId) {
+        self.hold(txn);
+        run(&mut self.book, |b| {
+            b.plan_capture(txn, black_box(Self::AMOUNT))
+        });
+        for (id, amount) in self.refill {
+            run(&mut self.book, |b| b.top_up(id, amount));
+        }
+    }
 }
 
 /// Budget: 100 ns to read the five counters the limit checks need (card daily, monthly,
@@ -208,37 +238,44 @@ fn usage(c: &mut Criterion) {
     run(&mut book, |b| b.plan_usage(&first, now));
     let key = UsageKey::Profile(ProfileId(1), LimitType::Purchase);
     group.bench_function("read_five_counters", |b| {
-        b.iter(|| {
-            let now = black_box(now);
-            let card = UsageKey::Card(black_box(card));
-            let mut sum = 0i64;
-            for (k, g) in [
-                (card, Granularity::Daily),
-                (card, Granularity::Monthly),
-                (card, Granularity::Lifetime),
-                (key, Granularity::Daily),
-                (key, Granularity::Monthly),
-            ] {
-                sum += book.usage(k, g, now).unwrap().amount_minor;
-            }
-            sum
-        })
+        b.iter(|| read_five_counters(&book, black_box(card), black_box(key), black_box(now)))
     });
     let mut txn = 0u64;
     group.bench_function("add_then_close", |b| {
         b.iter(|| {
             txn += 1;
-            let charge = UsageCharge {
-                txn: TxnId(txn),
-                ..first
-            };
-            run(&mut book, |b| b.plan_usage(black_box(&charge), now));
-            let one = Money::new(1, Currency::EUR);
-            let close = book.plan_usage_adjust_to(TxnId(txn), one, one, UsageEnd::Close, now);
-            apply(&mut book, close.unwrap());
+            usage_add_then_close(&mut book, TxnId(txn), black_box(&first), now);
         })
     });
     group.finish();
+}
+
+/// What the limit checks read: card daily, monthly, lifetime; profile daily, monthly.
+fn read_five_counters(book: &Book, card: CardToken, key: UsageKey, now: Timestamp) -> i64 {
+    let card = UsageKey::Card(card);
+    let mut sum = 0i64;
+    for (k, g) in [
+        (card, Granularity::Daily),
+        (card, Granularity::Monthly),
+        (card, Granularity::Lifetime),
+        (key, Granularity::Daily),
+        (key, Granularity::Monthly),
+    ] {
+        sum += book.usage(k, g, now).expect("a counter").amount_minor;
+    }
+    sum
+}
+
+/// An authorisation's usage added, then closed at clearing for the same amount.
+fn usage_add_then_close(book: &mut Book, txn: TxnId, like: &UsageCharge, now: Timestamp) {
+    let charge = UsageCharge { txn, ..*like };
+    let added = book.plan_usage(&charge, now);
+    book.apply(added.as_ref().expect("counted"))
+        .expect("applies");
+    let (card, profile) = (charge.card_amount, charge.profile_amount);
+    let closed = book.plan_usage_adjust_to(txn, card, profile, UsageEnd::Close, now);
+    book.apply(closed.as_ref().expect("recorded"))
+        .expect("applies");
 }
 
 /// Resident memory, from /proc (Linux), in bytes.
@@ -278,33 +315,67 @@ fn thread_cpu_ns() -> Option<u64> {
 /// Iterations per CPU-time measurement: long enough (~1 s) that scheduler noise is small.
 const CPU_TIME_ITERATIONS: u64 = 2_000_000;
 
-/// The hold + capture cycle timed in CPU time rather than wall-clock time, as a check on
-/// criterion's figures when the machine is shared.
-fn cpu_time_per_cycle() {
+/// CPU time per iteration of `f`, in tenths of a nanosecond.
+fn cpu_tenths_ns(mut f: impl FnMut(u64)) -> Option<u64> {
+    let start = thread_cpu_ns()?;
+    for n in 1..=CPU_TIME_ITERATIONS {
+        f(n);
+    }
+    let spent = thread_cpu_ns()?.saturating_sub(start);
+    Some(spent * 10 / CPU_TIME_ITERATIONS)
+}
+
+fn print_cpu_time(what: &str, tenths_ns: Option<u64>) {
+    match tenths_ns {
+        Some(t) => println!("ledger cpu time: {what}: {}.{} ns", t / 10, t % 10),
+        None => println!("ledger cpu time: {what}: schedstat unavailable, not measured"),
+    }
+}
+
+/// The hot paths timed in CPU time rather than wall-clock time, as a check on criterion's
+/// figures when the machine is shared.
+fn cpu_time_per_iteration() {
     let amount = Money::new(12_34, Currency::EUR);
-    let cases: [(&str, u64); 2] = [("one_profile", 1), ("100k_profiles", PROFILES)];
-    for (name, profiles) in cases {
+    for (name, profiles) in [("one profile", 1), ("100k profiles", PROFILES)] {
         let mut book = book_with(profiles);
-        let Some(start) = thread_cpu_ns() else {
-            println!("ledger cpu time: /proc/thread-self/schedstat unavailable, not measured");
-            return;
-        };
-        for n in 1..=CPU_TIME_ITERATIONS {
+        let tenths = cpu_tenths_ns(|n| {
             let profile = ProfileId(n.wrapping_mul(7_919) % profiles + 1);
             hold_capture_cycle(&mut book, TxnId(n), black_box(profile), black_box(amount));
-        }
-        let spent = thread_cpu_ns().unwrap_or(start).saturating_sub(start);
-        let tenths_ns = spent * 10 / CPU_TIME_ITERATIONS;
-        let (whole, tenth) = (tenths_ns / 10, tenths_ns % 10);
-        println!("ledger cpu time: hold + capture, {name}: {whole}.{tenth} ns per cycle");
+        });
+        print_cpu_time(&format!("hold + capture, {name}"), tenths);
     }
+    let mut book = book_with(1);
+    let now = Timestamp::parse_rfc3339("2026-05-01T10:00:00Z").expect("a time");
+    let one = Money::new(1, Currency::EUR);
+    let like = UsageCharge {
+        txn: TxnId(0),
+        card: CardToken(1),
+        limit_type: LimitType::Purchase,
+        card_amount: one,
+        profile_amount: one,
+    };
+    let tenths = cpu_tenths_ns(|n| usage_add_then_close(&mut book, TxnId(n), &like, now));
+    print_cpu_time("usage add + close", tenths);
+    let key = UsageKey::Profile(ProfileId(1), LimitType::Purchase);
+    let tenths = cpu_tenths_ns(|_| {
+        black_box(read_five_counters(
+            &book,
+            black_box(CardToken(1)),
+            key,
+            black_box(now),
+        ));
+    });
+    print_cpu_time("read five usage counters", tenths);
+    let mut three = ThreeCurrencies::new();
+    let tenths = cpu_tenths_ns(|n| three.hold_release(TxnId(n)));
+    print_cpu_time("three-leg hold + release", tenths);
 }
 
 criterion_group!(benches, hold_capture, smart_conversion, usage);
 
 fn main() {
     memory_per_profile();
-    cpu_time_per_cycle();
+    cpu_time_per_iteration();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -549,6 +549,13 @@ fn a_corrupt_snapshot_is_refused() {
     totals.totals[0].top_ups_minor -= 1;
     assert!(Book::from_snapshot(totals).unwrap_err().contains("top-ups"));
 
+    let mut extreme = good.clone();
+    extreme.totals[0].top_ups_minor = i128::MAX;
+    extreme.totals[0].refunds_minor = i128::MAX;
+    assert!(Book::from_snapshot(extreme)
+        .unwrap_err()
+        .contains("top-ups"));
+
     let mut version = good;
     version.version = 99;
     assert!(Book::from_snapshot(version)

@@ -205,6 +205,19 @@ fn windows_follow_the_profile_time_zone() {
 }
 
 #[test]
+fn instants_at_the_ends_of_time_do_not_panic() {
+    for zone in ["UTC", "Pacific/Kiritimati", "America/New_York"] {
+        for now in [i64::MIN, i64::MAX, 0, 8_210_298_412_799_999] {
+            for g in [Granularity::Daily, Granularity::Monthly] {
+                if let Some(w) = window_bounds(tz(zone), g, Timestamp(now)) {
+                    assert!(w.start < w.end, "{zone} {g} {now}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn reset_at_is_the_last_instant_of_the_window() {
     // The reference's example: a London profile's July window resets at 22:59:59.999… UTC.
     let l = Ledger::new("Europe/London");

@@ -227,7 +227,8 @@ pub fn window_bounds(tz: TimeZone, granularity: Granularity, now: Timestamp) -> 
 fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     (0..=MIDNIGHT_SEARCH_STEPS).find_map(|step| {
-        let local = midnight + Duration::minutes(step * MIDNIGHT_SEARCH_STEP_MINUTES);
+        let local =
+            midnight.checked_add_signed(Duration::minutes(step * MIDNIGHT_SEARCH_STEP_MINUTES))?;
         tz.0.from_local_datetime(&local)
             .earliest()
             .map(|t| Timestamp::from_datetime(t.to_utc()))
