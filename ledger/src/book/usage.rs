@@ -409,8 +409,35 @@ impl Book {
     }
 
     pub(crate) fn apply_usage_added(&mut self, e: &UsageAdded) -> Result<(), BookError> {
-        const EVENT: &str = "UsageAdded";
-        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", e.txn));
+        let (card, counters) = self.added_usage(e)?;
+        self.write_usage(e.card, card, e.limit_type, counters);
+        let record = UsageRecord {
+            card: e.card,
+            limit_type: e.limit_type,
+            card_minor: e.card_minor,
+            profile_minor: e.profile_minor,
+            daily: e.daily,
+            monthly: e.monthly,
+        };
+        self.usage_records.insert(e.txn, record);
+        Ok(())
+    }
+
+    pub(crate) fn apply_usage_adjusted(&mut self, e: &UsageAdjusted) -> Result<(), BookError> {
+        let (record, card, counters) = self.adjusted_usage(e)?;
+        self.write_usage(record.card, card, record.limit_type, counters);
+        if e.close {
+            self.usage_records.remove(&e.txn);
+        } else if let Some(r) = self.usage_records.get_mut(&e.txn) {
+            r.card_minor = e.card_minor;
+            r.profile_minor = e.profile_minor;
+        }
+        Ok(())
+    }
+
+    /// The card's and the profile's counters after `e`, checked; nothing is written.
+    fn added_usage(&self, e: &UsageAdded) -> Result<(CardUsage, TypeUsage), BookError> {
+        let bad = |why: &str| BookError::mismatch("UsageAdded", format!("{}: {why}", e.txn));
         if self.usage_records.contains_key(&e.txn) {
             return Err(bad("usage already recorded"));
         }
@@ -429,58 +456,41 @@ impl Book {
         let overflow = || BookError::Overflow {
             what: "usage counter",
         };
-        let card_daily = card
-            .daily
-            .added(e.daily, e.card_minor)
-            .ok_or_else(overflow)?;
-        let card_monthly = card
-            .monthly
-            .added(e.monthly, e.card_minor)
-            .ok_or_else(overflow)?;
-        let lifetime = card
-            .lifetime_minor
-            .checked_add(e.card_minor)
-            .ok_or_else(overflow)?;
-        let type_daily = t
-            .daily
-            .added(e.daily, e.profile_minor)
-            .ok_or_else(overflow)?;
-        let type_monthly = t
-            .monthly
-            .added(e.monthly, e.profile_minor)
-            .ok_or_else(overflow)?;
-        let profile_id = card.profile;
-
-        let card = self
-            .cards
-            .get_mut(&e.card)
-            .ok_or_else(|| bad("unknown card"))?;
-        card.daily = card_daily;
-        card.monthly = card_monthly;
-        card.lifetime_minor = lifetime;
-        let profile = self
-            .profiles
-            .get_mut(&profile_id)
-            .ok_or_else(|| bad("unknown profile"))?;
-        profile.usage[e.limit_type.index()] = TypeUsage {
-            daily: type_daily,
-            monthly: type_monthly,
+        let card_after = CardUsage {
+            daily: card
+                .daily
+                .added(e.daily, e.card_minor)
+                .ok_or_else(overflow)?,
+            monthly: card
+                .monthly
+                .added(e.monthly, e.card_minor)
+                .ok_or_else(overflow)?,
+            lifetime_minor: card
+                .lifetime_minor
+                .checked_add(e.card_minor)
+                .ok_or_else(overflow)?,
+            ..*card
         };
-        let record = UsageRecord {
-            card: e.card,
-            limit_type: e.limit_type,
-            card_minor: e.card_minor,
-            profile_minor: e.profile_minor,
-            daily: e.daily,
-            monthly: e.monthly,
+        let counters = TypeUsage {
+            daily: t
+                .daily
+                .added(e.daily, e.profile_minor)
+                .ok_or_else(overflow)?,
+            monthly: t
+                .monthly
+                .added(e.monthly, e.profile_minor)
+                .ok_or_else(overflow)?,
         };
-        self.usage_records.insert(e.txn, record);
-        Ok(())
+        Ok((card_after, counters))
     }
 
-    pub(crate) fn apply_usage_adjusted(&mut self, e: &UsageAdjusted) -> Result<(), BookError> {
-        const EVENT: &str = "UsageAdjusted";
-        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", e.txn));
+    /// The record, the card's and the profile's counters after `e`, checked; nothing is
+    /// written.
+    fn adjusted_usage(
+        &self,
+        e: &UsageAdjusted,
+    ) -> Result<(UsageRecord, CardUsage, TypeUsage), BookError> {
+        let bad = |why: &str| BookError::mismatch("UsageAdjusted", format!("{}: {why}", e.txn));
         if e.card_minor < 0 || e.profile_minor < 0 || e.windows.0 & !AppliedWindows::ALL != 0 {
             return Err(bad("negative amount or unknown window"));
         }
@@ -507,64 +517,56 @@ impl Book {
                 return Err(bad("the recorded window is not the counter's"));
             }
             let used_minor = c.used_minor.checked_add(d).filter(|u| *u >= 0);
+            let used_minor = used_minor.ok_or_else(|| bad("usage below zero"))?;
             Ok(WindowCounter {
                 window: w,
-                used_minor: used_minor.ok_or_else(|| bad("usage below zero"))?,
+                used_minor,
             })
         };
-        let card_daily = moved(
-            card.daily,
-            AppliedWindows::CARD_DAILY,
-            record.daily,
-            card_delta,
-        )?;
-        let card_monthly = moved(
-            card.monthly,
-            AppliedWindows::CARD_MONTHLY,
-            record.monthly,
-            card_delta,
-        )?;
-        let type_daily = moved(
-            t.daily,
-            AppliedWindows::PROFILE_DAILY,
-            record.daily,
-            profile_delta,
-        )?;
-        let type_monthly = moved(
-            t.monthly,
-            AppliedWindows::PROFILE_MONTHLY,
-            record.monthly,
-            profile_delta,
-        )?;
         let lifetime = card
             .lifetime_minor
             .checked_add(card_delta)
             .filter(|l| *l >= 0);
-        let lifetime = lifetime.ok_or_else(|| bad("lifetime usage below zero"))?;
-        let profile_id = card.profile;
-
-        let card = self
-            .cards
-            .get_mut(&record.card)
-            .ok_or_else(|| bad("unknown card"))?;
-        card.daily = card_daily;
-        card.monthly = card_monthly;
-        card.lifetime_minor = lifetime;
-        let profile = self
-            .profiles
-            .get_mut(&profile_id)
-            .ok_or_else(|| bad("unknown profile"))?;
-        profile.usage[record.limit_type.index()] = TypeUsage {
-            daily: type_daily,
-            monthly: type_monthly,
+        let card_after = CardUsage {
+            daily: moved(
+                card.daily,
+                AppliedWindows::CARD_DAILY,
+                record.daily,
+                card_delta,
+            )?,
+            monthly: moved(
+                card.monthly,
+                AppliedWindows::CARD_MONTHLY,
+                record.monthly,
+                card_delta,
+            )?,
+            lifetime_minor: lifetime.ok_or_else(|| bad("lifetime usage below zero"))?,
+            ..*card
         };
-        if e.close {
-            self.usage_records.remove(&e.txn);
-        } else if let Some(r) = self.usage_records.get_mut(&e.txn) {
-            r.card_minor = e.card_minor;
-            r.profile_minor = e.profile_minor;
+        let (daily, monthly) = (
+            AppliedWindows::PROFILE_DAILY,
+            AppliedWindows::PROFILE_MONTHLY,
+        );
+        let counters = TypeUsage {
+            daily: moved(t.daily, daily, record.daily, profile_delta)?,
+            monthly: moved(t.monthly, monthly, record.monthly, profile_delta)?,
+        };
+        Ok((record, card_after, counters))
+    }
+
+    fn write_usage(
+        &mut self,
+        token: CardToken,
+        card: CardUsage,
+        limit_type: LimitType,
+        counters: TypeUsage,
+    ) {
+        if let Some(profile) = self.profiles.get_mut(&card.profile) {
+            profile.usage[limit_type.index()] = counters;
         }
-        Ok(())
+        if let Some(slot) = self.cards.get_mut(&token) {
+            *slot = card;
+        }
     }
 }
 
