@@ -18,10 +18,10 @@ use super::{
 /// Distinct balances one event can touch: a hold's old legs, its new legs and an excess.
 const DELTAS_MAX: usize = 2 * HOLD_LEGS_MAX + 1;
 
-/// A change to one balance, and (once checked) the values it leads to.
+/// A change to one balance.
 ///
 /// Every field of an unused entry is zero (`currency` is `None`), so a new [`Deltas`]
-/// compiles to a plain memset: this runs twice per hold and capture.
+/// compiles to a small memset: this runs twice per hold and capture.
 #[derive(Clone, Copy, Debug)]
 struct Delta {
     balance: BalanceId,
@@ -29,10 +29,6 @@ struct Delta {
     currency: Option<Currency>,
     cash_minor: i64,
     reserved_minor: i64,
-    /// The balance after the change, filled in by [`Book::check_deltas`].
-    cash_after_minor: i64,
-    reserved_after_minor: i64,
-    available_after_minor: i64,
 }
 
 /// The changes an event makes, one entry per balance.
@@ -47,9 +43,6 @@ const NO_DELTA: Delta = Delta {
     currency: None,
     cash_minor: 0,
     reserved_minor: 0,
-    cash_after_minor: 0,
-    reserved_after_minor: 0,
-    available_after_minor: 0,
 };
 
 impl Deltas {
@@ -94,7 +87,6 @@ impl Deltas {
             currency: Some(currency),
             cash_minor: cash,
             reserved_minor: reserved,
-            ..NO_DELTA
         };
         self.len += 1;
         Ok(())
@@ -213,8 +205,7 @@ impl Book {
         self.check_open(EVENT, e.open.as_ref(), owner, e.amount.currency)?;
         let mut deltas = Deltas::new(EVENT);
         deltas.add(e.balance, e.amount.currency, e.amount.amount_minor, 0)?;
-        self.check_deltas(&mut deltas, owner, e.open.as_ref())?;
-        self.write_deltas(&deltas, e.open.as_ref(), false);
+        self.apply_deltas(&deltas, owner, e.open.as_ref(), false)?;
         let amount = i128::from(e.amount.amount_minor);
         let totals = self.totals_mut(e.amount.currency);
         match e.kind {
@@ -241,8 +232,7 @@ impl Book {
         self.check_open(EVENT, e.open.as_ref(), e.profile, e.currency)?;
         let mut deltas = Deltas::new(EVENT);
         deltas.hold(&e.legs, 1)?;
-        self.check_deltas(&mut deltas, e.profile, e.open.as_ref())?;
-        self.write_deltas(&deltas, e.open.as_ref(), e.flagged);
+        self.apply_deltas(&deltas, e.profile, e.open.as_ref(), e.flagged)?;
         let hold = Hold {
             profile: e.profile,
             currency: e.currency,
@@ -265,8 +255,7 @@ impl Book {
         deltas.hold(&hold.legs, -1)?;
         deltas.hold(&e.legs, 1)?;
         self.check_open(EVENT, e.open.as_ref(), profile, currency)?;
-        self.check_deltas(&mut deltas, profile, e.open.as_ref())?;
-        self.write_deltas(&deltas, e.open.as_ref(), e.flagged);
+        self.apply_deltas(&deltas, profile, e.open.as_ref(), e.flagged)?;
         if let Some(h) = self.holds.get_mut(&e.txn) {
             h.legs = e.legs;
             h.flagged |= e.flagged;
@@ -280,8 +269,7 @@ impl Book {
         let profile = hold.profile;
         let mut deltas = Deltas::new(EVENT);
         deltas.hold(&hold.legs, -1)?;
-        self.check_deltas(&mut deltas, profile, None)?;
-        self.write_deltas(&deltas, None, false);
+        self.apply_deltas(&deltas, profile, None, false)?;
         self.holds.remove(&txn);
         Ok(())
     }
@@ -310,8 +298,7 @@ impl Book {
             deltas.add(x.balance, currency, -x.amount.amount_minor, 0)?;
         }
         self.check_open(EVENT, e.open.as_ref(), profile, currency)?;
-        self.check_deltas(&mut deltas, profile, e.open.as_ref())?;
-        self.write_deltas(&deltas, e.open.as_ref(), e.flagged);
+        self.apply_deltas(&deltas, profile, e.open.as_ref(), e.flagged)?;
         self.add_postings(&e.posted);
         if let Some(x) = e.excess {
             let totals = self.totals_mut(currency);
@@ -337,8 +324,7 @@ impl Book {
         self.check_open(EVENT, e.open.as_ref(), e.profile, e.currency)?;
         let mut deltas = Deltas::new(EVENT);
         deltas.post(&e.posted)?;
-        self.check_deltas(&mut deltas, e.profile, e.open.as_ref())?;
-        self.write_deltas(&deltas, e.open.as_ref(), e.flagged);
+        self.apply_deltas(&deltas, e.profile, e.open.as_ref(), e.flagged)?;
         self.add_postings(&e.posted);
         Ok(())
     }
@@ -374,69 +360,53 @@ impl Book {
         Ok(())
     }
 
-    /// Computes each balance after its delta (into the `*_after_minor` fields), checking that it
-    /// belongs to `owner`, is in the currency the event says, and that nothing overflows or
-    /// reserves below zero. A balance the event opens starts at zero.
-    fn check_deltas(
-        &self,
-        deltas: &mut Deltas,
+    /// Applies `deltas` to their balances (opening `open` first), all or nothing: every
+    /// balance must belong to `owner`, be in the currency the event says, and neither
+    /// overflow nor reserve below zero. A balance left below zero by a flagged event is
+    /// marked overdrawn; one at zero or above is not.
+    fn apply_deltas(
+        &mut self,
+        deltas: &Deltas,
         owner: ProfileId,
         open: Option<&OpenBalance>,
+        flagged: bool,
     ) -> Result<(), BookError> {
-        let event = deltas.event;
-        for d in &mut deltas.items[..deltas.len] {
-            let bad = |why: &str| BookError::mismatch(event, format!("{}: {why}", d.balance));
-            let (profile, currency, cash, reserved, available) = match self.balances.get(&d.balance)
-            {
-                Some(b) => (
-                    b.profile,
-                    b.currency,
-                    b.cash_minor,
-                    b.reserved_minor,
-                    b.available_minor,
-                ),
-                None => match open {
-                    Some(o) if o.balance == d.balance => (o.profile, o.currency, 0, 0, 0),
-                    _ => return Err(bad("unknown balance")),
-                },
-            };
-            if profile != owner {
-                return Err(bad("belongs to another profile"));
+        let items = &deltas.items[..deltas.len];
+        if let ([d], None) = (items, open) {
+            // One balance (a single-currency hold or capture): check and write in one
+            // lookup; nothing is written unless the check passes.
+            let b = self.balances.get_mut(&d.balance);
+            let b = b.ok_or_else(|| mismatch(deltas.event, d, "unknown balance"))?;
+            *b = balance_after(b, d, owner, flagged, deltas.event)?;
+            return Ok(());
+        }
+        for d in items {
+            let base = self.delta_base(d, open, deltas.event)?;
+            balance_after(&base, d, owner, flagged, deltas.event)?;
+        }
+        if let Some(open) = open {
+            self.insert_balance(open);
+        }
+        for d in items {
+            if let Some(b) = self.balances.get_mut(&d.balance) {
+                // Checked above: this cannot fail, and a failure would leave `b` as it is.
+                *b = balance_after(b, d, owner, flagged, deltas.event).unwrap_or(*b);
             }
-            if Some(currency) != d.currency {
-                return Err(bad("the event has it in another currency"));
-            }
-            let cash = cash.checked_add(d.cash_minor);
-            let reserved = reserved.checked_add(d.reserved_minor);
-            let change = d.cash_minor.checked_sub(d.reserved_minor);
-            let available = change.and_then(|c| available.checked_add(c));
-            let (Some(cash), Some(reserved), Some(available)) = (cash, reserved, available) else {
-                return Err(BookError::Overflow { what: "balance" });
-            };
-            if reserved < 0 {
-                return Err(bad("reserved would go below zero"));
-            }
-            d.cash_after_minor = cash;
-            d.reserved_after_minor = reserved;
-            d.available_after_minor = available;
         }
         Ok(())
     }
 
-    /// Writes checked deltas (opening the new balance first). A balance left below zero by
-    /// a flagged event is marked overdrawn; one at zero or above is not.
-    fn write_deltas(&mut self, deltas: &Deltas, open: Option<&OpenBalance>, flagged: bool) {
-        if let Some(open) = open {
-            self.insert_balance(open);
-        }
-        for d in &deltas.items[..deltas.len] {
-            let Some(b) = self.balances.get_mut(&d.balance) else {
-                continue;
-            };
-            b.cash_minor = d.cash_after_minor;
-            b.reserved_minor = d.reserved_after_minor;
-            b.available_minor = d.available_after_minor;
-            b.overdrawn = b.available_minor < 0 && (b.overdrawn || flagged);
+    /// The balance a delta applies to: an existing one, or the one the event opens.
+    fn delta_base(
+        &self,
+        d: &Delta,
+        open: Option<&OpenBalance>,
+        event: &'static str,
+    ) -> Result<Balance, BookError> {
+        match (self.balances.get(&d.balance), open) {
+            (Some(b), _) => Ok(*b),
+            (None, Some(o)) if o.balance == d.balance => Ok(Balance::opened(o)),
+            (None, _) => Err(mismatch(event, d, "unknown balance")),
         }
     }
 
@@ -471,6 +441,46 @@ impl Book {
     }
 }
 
+/// The balance after `d`, checked.
+fn balance_after(
+    b: &Balance,
+    d: &Delta,
+    owner: ProfileId,
+    flagged: bool,
+    event: &'static str,
+) -> Result<Balance, BookError> {
+    if b.profile != owner {
+        return Err(mismatch(event, d, "belongs to another profile"));
+    }
+    if Some(b.currency) != d.currency {
+        return Err(mismatch(event, d, "the event has it in another currency"));
+    }
+    let cash = b.cash_minor.checked_add(d.cash_minor);
+    let reserved = b.reserved_minor.checked_add(d.reserved_minor);
+    let change = d.cash_minor.checked_sub(d.reserved_minor);
+    let available = change.and_then(|c| b.available_minor.checked_add(c));
+    let (Some(cash_minor), Some(reserved_minor), Some(available_minor)) =
+        (cash, reserved, available)
+    else {
+        return Err(BookError::Overflow { what: "balance" });
+    };
+    if reserved_minor < 0 {
+        return Err(mismatch(event, d, "reserved would go below zero"));
+    }
+    let overdrawn = available_minor < 0 && (b.overdrawn || flagged);
+    Ok(Balance {
+        cash_minor,
+        reserved_minor,
+        available_minor,
+        overdrawn,
+        ..*b
+    })
+}
+
+fn mismatch(event: &'static str, d: &Delta, why: &str) -> BookError {
+    BookError::mismatch(event, format!("{}: {why}", d.balance))
+}
+
 fn no_hold(event: &'static str, txn: TxnId) -> BookError {
     BookError::mismatch(event, format!("{txn} has no hold"))
 }
@@ -494,7 +504,7 @@ pub(crate) fn check_legs(
         let amounts_ok = leg.covers_minor > 0 && leg.held_minor > 0;
         let shape_ok = if leg.currency == txn_currency {
             own += 1;
-            leg.held_minor == leg.covers_minor && leg.fee_minor == 0 && leg.rate == Decimal::ONE
+            leg.held_minor == leg.covers_minor && leg.fee_minor == 0 && is_one(leg.rate)
         } else {
             conversion_consistent(leg, txn_currency)
         };
@@ -509,6 +519,12 @@ pub(crate) fn check_legs(
         return bad(format!("more than {CONVERSION_LEGS_MAX} conversion legs"));
     }
     Ok(())
+}
+
+/// The rate of a leg in the transaction currency. Decisions write `Decimal::ONE` itself, so
+/// the cheap test on its parts nearly always decides; `1.0` and the like are accepted too.
+fn is_one(rate: Decimal) -> bool {
+    (rate.scale() == 0 && rate.mantissa() == 1) || rate == Decimal::ONE
 }
 
 /// A conversion leg holds exactly what covers its amount at its rate and fee (every

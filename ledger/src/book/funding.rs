@@ -132,7 +132,7 @@ impl Book {
         not_negative("clearing amount", final_amount)?;
         let currency = hold.currency;
         let over = i128::from(final_amount.amount_minor) - hold.legs.covers_minor();
-        let mut captured = Captured {
+        let captured = Captured {
             txn,
             currency,
             posted: hold.legs,
@@ -140,9 +140,14 @@ impl Book {
             open: None,
             flagged: false,
         };
+        // Built in place and edited there: the legs are copied once.
+        let mut event = LedgerEvent::Captured(captured);
+        let LedgerEvent::Captured(captured) = &mut event else {
+            return Err(BookError::Overflow { what: "clearing" });
+        };
         if over <= 0 {
             shrink(&mut captured.posted, currency, final_amount.amount_minor)?;
-            return Ok(LedgerEvent::Captured(captured));
+            return Ok(event);
         }
         let excess_minor =
             i64::try_from(over).map_err(|_| BookError::Overflow { what: "clearing" })?;
@@ -154,7 +159,7 @@ impl Book {
         });
         captured.open = open;
         captured.flagged = available < excess_minor;
-        Ok(LedgerEvent::Captured(captured))
+        Ok(event)
     }
 
     /// Posts `amount` at once for a single-message transaction (0200), funded like
