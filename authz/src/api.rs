@@ -171,17 +171,19 @@ impl Engine {
         .0
     }
 
+    /// Sets a profile limit. A maximum not given is kept from the current limit (in the
+    /// same currency) or else the engine's default.
     pub fn update_profile_limit(
         &self,
         profile: ProfileId,
         limit_type: LimitType,
         daily: Money,
         monthly: Money,
-        max: Option<(i64, i64)>,
+        max: (Option<i64>, Option<i64>),
     ) -> Result<ProfileLimit, EngineError> {
         let defaults = self.config().profile_limit_max[limit_type.index()];
         self.on_partition(profile, move |p| {
-            p.update_profile_limit(profile, limit_type, daily, monthly, max, defaults)
+            p.update_profile_limit(profile, limit_type, daily, monthly, max.0, max.1, defaults)
         })?
         .0
     }
@@ -348,7 +350,14 @@ impl Engine {
     /// also do it before each message).
     pub fn expire_holds(&self) -> Result<(), EngineError> {
         let now: Timestamp = self.now();
-        self.on_each_partition(move |p| p.expire_due(now))?;
+        // In bounded steps, each its own journal record, until no partition has one due.
+        loop {
+            let max = crate::lifecycle::EXPIRIES_PER_COMMAND;
+            let expired = self.on_each_partition(move |p| p.expire_due(now, max))?;
+            if expired.iter().all(|n| *n < max) {
+                break;
+            }
+        }
         Ok(())
     }
 }

@@ -11,6 +11,8 @@ use crate::error::EngineError;
 pub const RULES_MAX: usize = 1_000;
 /// The most values one rule may list.
 pub const RULE_VALUES_MAX: usize = 1_000;
+/// The longest rule description, in characters.
+pub const RULE_DESCRIPTION_MAX_CHARS: usize = 500;
 
 impl Engine {
     pub fn create_rule(

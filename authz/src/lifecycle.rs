@@ -29,7 +29,7 @@ impl Partition {
     /// Handles one network request at engine time `now` and returns the answer. Every
     /// change it makes is in the pending events (see [`Partition::take_encoded`]).
     pub fn handle(&mut self, request: &Request, now: Timestamp) -> Answer {
-        self.expire_due(now);
+        self.expire_due(now, EXPIRIES_PER_COMMAND);
         if let Some(answer) = self.answers.get(&request.key) {
             // The same message again: the same answer, and nothing changes.
             return *answer;
@@ -530,11 +530,14 @@ impl Partition {
         self.answer(request.key, answer)
     }
 
-    /// Releases every hold whose purge time has come: the transaction is `CANCELLED` and its
-    /// limit usage is released as by a full reversal.
-    pub fn expire_due(&mut self, now: Timestamp) {
+    /// Releases up to `max` holds whose purge time has come: each transaction is `CANCELLED`
+    /// and its limit usage is released as by a full reversal. Returns how many expired; fewer
+    /// than `max` means none is left due. The bound keeps one command's journal record and
+    /// latency small however many holds fall due at once (a clock jump, a quiet weekend).
+    pub fn expire_due(&mut self, now: Timestamp, max: usize) -> usize {
+        let mut expired = 0;
         while let Some(&std::cmp::Reverse((at, id))) = self.expiries.peek() {
-            if at > now {
+            if at > now || expired == max {
                 break;
             }
             self.expiries.pop();
@@ -560,7 +563,9 @@ impl Partition {
             // Journaled with the command that found them: every event of a partition
             // routes to the same partition on replay, whichever profile it names.
             self.emit(EngineEvent::Txn(record));
+            expired += 1;
         }
+        expired
     }
 }
 
@@ -574,6 +579,9 @@ fn funds_decline(short: FundsShort) -> Decline {
         Decline::new(DeclineReason::InsufficientFunds)
     }
 }
+
+/// The most holds one command expires (see `Partition::expire_due`).
+pub const EXPIRIES_PER_COMMAND: usize = 256;
 
 /// The most balance currencies of a profile the currency check looks at.
 const PROFILE_CURRENCIES_SEEN: usize = 16;

@@ -286,15 +286,17 @@ impl Partition {
         Ok(limits)
     }
 
-    /// Sets a profile limit; both values must stay within their maxima (given, kept from the
-    /// previous limit, or the engine's defaults).
+    /// Sets a profile limit; both values must stay within their maxima. Each maximum is the
+    /// one given, else the previous limit's (in the same currency), else the engine's default.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_profile_limit(
         &mut self,
         profile: ProfileId,
         limit_type: LimitType,
         daily: Money,
         monthly: Money,
-        max: Option<(i64, i64)>,
+        max_daily_minor: Option<i64>,
+        max_monthly_minor: Option<i64>,
         defaults: ProfileLimitMax,
     ) -> Result<ProfileLimit, EngineError> {
         let p = self.profile_or_404(profile)?;
@@ -305,9 +307,12 @@ impl Partition {
             ));
         }
         let previous = p.limit(limit_type).filter(|l| l.currency == daily.currency);
-        let (max_daily_minor, max_monthly_minor) = max
-            .or(previous.map(|l| (l.max_daily_minor, l.max_monthly_minor)))
-            .unwrap_or((defaults.daily_minor, defaults.monthly_minor));
+        let max_daily_minor = max_daily_minor
+            .or(previous.map(|l| l.max_daily_minor))
+            .unwrap_or(defaults.daily_minor);
+        let max_monthly_minor = max_monthly_minor
+            .or(previous.map(|l| l.max_monthly_minor))
+            .unwrap_or(defaults.monthly_minor);
         let limit = ProfileLimit {
             currency: daily.currency,
             daily_minor: daily.amount_minor,

@@ -244,6 +244,10 @@ pub enum Reply {
 /// durability in `sync` mode), respond. The in-process simulator and embedders that do
 /// their own I/O use this; the server does the same steps asynchronously.
 pub fn process_message(engine: &Engine, bytes: &[u8]) -> Reply {
+    // Longer than any frame the wire carries: a connection would have been closed.
+    if bytes.len() > cardcore_core::iso8583::MESSAGE_MAX_LEN {
+        return Reply::Close;
+    }
     let mut out = MessageBuilder::new(Mti::NetworkManagementResponse);
     let msg = match parse(bytes) {
         Ok(msg) => msg,

@@ -264,7 +264,13 @@ impl World {
             Money::new(60_000, Currency::EUR),
             Money::new(200_000, Currency::EUR),
         );
-        e.update_profile_limit(ProfileId(1), LimitType::Purchase, daily, monthly, None)?;
+        e.update_profile_limit(
+            ProfileId(1),
+            LimitType::Purchase,
+            daily,
+            monthly,
+            (None, None),
+        )?;
         Ok(())
     }
 

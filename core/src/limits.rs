@@ -181,7 +181,7 @@ mod tests {
         };
         assert!(ok.validate().is_ok());
         let too_high = ProfileLimit {
-            daily_minor: 300_00,
+            daily_minor: 30_000,
             ..ok
         };
         assert!(matches!(

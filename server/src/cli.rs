@@ -262,6 +262,18 @@ pub struct DemoArgs {
     /// Where the demo keeps its state [default: a temporary directory].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How long to send traffic.
+    #[arg(long, default_value = "20s", value_name = "DURATION")]
+    pub duration: String,
+    /// Cards in the synthetic population.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub cards: u64,
+    /// Seed of the population and the traffic.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Where `report.json` and `latency.svg` are written.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,9 +332,9 @@ pub struct LoadArgs {
     /// TCP connections to a TCP target.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub connections: u64,
-    /// Where `report.json` is written.
+    /// Where `report.json` and `latency.svg` are written (nothing is written without it).
     #[arg(long, value_name = "DIR")]
-    pub report_dir: PathBuf,
+    pub report_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod sim;
 
 pub use config::{Config, Role, Secret, TokenConfig};
 pub use error::ServiceError;

@@ -107,7 +107,9 @@ impl Target for InProcessTarget {
         };
         self.clock = Arc::new(ManualClock::new(now));
         let config = self.config(dir.as_ref());
-        self.engine = Some(Arc::new(Engine::open(config, self.clock.clone()).map_err(failed)?));
+        self.engine = Some(Arc::new(
+            Engine::open(config, self.clock.clone()).map_err(failed)?,
+        ));
         self.data_dir = dir;
         Ok(())
     }
@@ -256,25 +258,11 @@ impl Target for InProcessTarget {
         profile: ProfileId,
         limit: &ProfileLimitSetup,
     ) -> Result<(), TargetError> {
-        let max = match (limit.max_daily, limit.max_monthly) {
-            (None, None) => None,
-            (d, m) => Some((
-                d.map_or(i64::MAX, |x| x.amount_minor),
-                m.map_or(i64::MAX, |x| x.amount_minor),
-            )),
-        };
-        let max = max.map(|(d, m)| {
-            let defaults = self
-                .engine
-                .as_ref()
-                .map(|e| e.config().profile_limit_max[limit.limit_type.index()]);
-            let (dd, dm) =
-                defaults.map_or((i64::MAX, i64::MAX), |x| (x.daily_minor, x.monthly_minor));
-            (
-                if d == i64::MAX { dd } else { d },
-                if m == i64::MAX { dm } else { m },
-            )
-        });
+        // A maximum not given keeps the current one, as the management API does.
+        let max = (
+            limit.max_daily.map(|m| m.amount_minor),
+            limit.max_monthly.map(|m| m.amount_minor),
+        );
         self.engine()?
             .update_profile_limit(profile, limit.limit_type, limit.daily, limit.monthly, max)
             .map(|_| ())

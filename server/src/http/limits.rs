@@ -74,14 +74,11 @@ pub async fn profile_patch(
     let (profile, limit_type) = (at.profile, body.limit_type);
     let limits = state
         .run(move |e| {
-            let max = merged_max(
-                e,
-                profile,
-                limit_type,
-                daily.currency,
-                max_daily,
-                max_monthly,
-            )?;
+            // A maximum not given keeps the current one; the engine resolves it.
+            let max = (
+                max_daily.map(|m| m.amount_minor),
+                max_monthly.map(|m| m.amount_minor),
+            );
             e.update_profile_limit(profile, limit_type, daily, monthly, max)?;
             Ok(e.profile_limits(profile)?)
         })
@@ -102,44 +99,6 @@ fn window_max(window: &WindowIn, name: &str, currency: Currency) -> ApiResult<Op
         ));
     }
     Ok(Some(money))
-}
-
-/// Both maxima for the engine when one or both are given: a missing one keeps the current
-/// maximum of that window.
-fn merged_max(
-    engine: &cardcore_authz::Engine,
-    profile: cardcore_core::ProfileId,
-    limit_type: LimitType,
-    currency: Currency,
-    daily: Option<Money>,
-    monthly: Option<Money>,
-) -> ApiResult<Option<(i64, i64)>> {
-    if daily.is_none() && monthly.is_none() {
-        return Ok(None);
-    }
-    let current = engine.profile_limits(profile)?;
-    let current_max = |g: Granularity| {
-        current
-            .iter()
-            .filter(|(t, _)| *t == limit_type)
-            .flat_map(|(_, reports)| reports.iter())
-            .find(|r| r.granularity == g)
-            .and_then(|r| r.max)
-            .filter(|m| m.currency == currency)
-            .map(|m| m.amount_minor)
-    };
-    // Without a current limit in this currency, the engine's default maximum applies.
-    let defaults = engine.config().profile_limit_max[limit_type.index()];
-    let pick = |given: Option<Money>, g: Granularity, default_minor: i64| {
-        given
-            .map(|m| m.amount_minor)
-            .or_else(|| current_max(g))
-            .unwrap_or(default_minor)
-    };
-    Ok(Some((
-        pick(daily, Granularity::Daily, defaults.daily_minor),
-        pick(monthly, Granularity::Monthly, defaults.monthly_minor),
-    )))
 }
 
 pub async fn card_get(
