@@ -262,16 +262,16 @@ impl Engine {
         };
         let clock = Arc::clone(&self.clock);
         let journal = self.journal.clone();
+        let mut reply = ReplyOnce(Some(reply));
         let job: Job = Box::new(move |p: &mut Partition| {
             let answer = p.handle(&request, clock.now());
             let outcome = journal_pending(p, journal.as_deref()).map(|seq| Outcome { answer, seq });
-            reply(outcome);
+            reply.send(outcome);
         });
         let index = self.partition_of(profile);
-        if let Err(err) = self.partitions[index].tx.send(job) {
-            // The job came back unrun: the partition is gone.
-            drop(err);
-        }
+        // A job that never runs (the partition has stopped) is dropped, and dropping it
+        // answers `Unavailable` through `ReplyOnce`.
+        let _ = self.partitions[index].tx.send(job);
     }
 
     /// Handles a request and waits for its outcome (and, in `sync` durability, for its
@@ -444,6 +444,24 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// A reply callback that is called exactly once: with the outcome, or with `Unavailable`
+/// if the job carrying it is dropped without running.
+struct ReplyOnce<F: FnOnce(Result<Outcome, EngineError>)>(Option<F>);
+
+impl<F: FnOnce(Result<Outcome, EngineError>)> ReplyOnce<F> {
+    fn send(&mut self, outcome: Result<Outcome, EngineError>) {
+        if let Some(reply) = self.0.take() {
+            reply(outcome);
+        }
+    }
+}
+
+impl<F: FnOnce(Result<Outcome, EngineError>)> Drop for ReplyOnce<F> {
+    fn drop(&mut self) {
+        self.send(Err(EngineError::Unavailable("partition stopped".into())));
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Server {
     iso: IsoListener,
     http: JoinHandle<std::io::Result<()>>,
     maintenance: JoinHandle<()>,
+    expiry: JoinHandle<()>,
 }
 
 impl Server {
@@ -48,7 +49,8 @@ impl Server {
                 .with_graceful_shutdown(async move { stopped(&mut http_stop).await })
                 .await
         });
-        let maintenance = tokio::spawn(snapshot_when_due(Arc::clone(&service), rx));
+        let maintenance = tokio::spawn(snapshot_when_due(Arc::clone(&service), rx.clone()));
+        let expiry = tokio::spawn(expire_holds_periodically(Arc::clone(&service), rx));
         tracing::info!(iso = %iso.local_addr(), http = %http_addr, "listening");
         Ok(Server {
             service,
@@ -57,6 +59,7 @@ impl Server {
             iso,
             http,
             maintenance,
+            expiry,
         })
     }
 
@@ -86,6 +89,7 @@ impl Server {
             );
         }
         let _ = self.maintenance.await;
+        let _ = self.expiry.await;
         match tokio::time::timeout(grace, self.http).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(ServiceError::io("serve HTTP", e)),
@@ -113,6 +117,25 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
 /// Writes a snapshot whenever `journal.snapshot_every_records` records were appended since
 /// the last one. Authorisations reach the engine through `Engine::submit`, which leaves
 /// snapshot scheduling to its caller; this task is that caller.
+/// How often holds past their purge time are released on partitions that see no traffic
+/// (a partition also releases them before each message it handles).
+const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+async fn expire_holds_periodically(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => return,
+            () = tokio::time::sleep(EXPIRY_SWEEP_INTERVAL) => {}
+        }
+        let engine = Arc::clone(service.live().engine());
+        match tokio::task::spawn_blocking(move || engine.expire_holds()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "hold expiry sweep failed"),
+            Err(error) => tracing::error!(%error, "hold expiry task failed"),
+        }
+    }
+}
+
 async fn snapshot_when_due(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
     let every = service.config().journal.snapshot_every_records;
     if every == 0 {
