@@ -92,12 +92,18 @@ pub struct ServeArgs {
     /// ISO 8583 connections served at once [default: 128].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// ISO 8583 connections one IP address may hold at once [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_peer: Option<usize>,
     /// Messages in flight per connection before reading pauses [default: 64].
     #[arg(long, value_name = "N")]
     pub max_in_flight_per_connection: Option<usize>,
     /// A quiet connection is closed after this long [default: 300].
     #[arg(long, value_name = "S")]
     pub idle_timeout_s: Option<u64>,
+    /// A frame must arrive whole this long after its first byte [default: 10].
+    #[arg(long, value_name = "S")]
+    pub frame_timeout_s: Option<u64>,
     /// Longest ISO 8583 frame accepted, 64..=8192 [default: 8192].
     #[arg(long, value_name = "BYTES")]
     pub max_frame_bytes: Option<usize>,
@@ -189,7 +195,12 @@ impl ServeArgs {
             &mut c.iso.max_in_flight_per_connection,
             self.max_in_flight_per_connection,
         );
+        set(
+            &mut c.iso.max_connections_per_peer,
+            self.max_connections_per_peer,
+        );
         set(&mut c.iso.idle_timeout_s, self.idle_timeout_s);
+        set(&mut c.iso.frame_timeout_s, self.frame_timeout_s);
         set(&mut c.iso.max_frame_bytes, self.max_frame_bytes);
         set(&mut c.iso.shutdown_grace_s, self.shutdown_grace_s);
         set(&mut c.lifecycle.hold_ttl_days, self.hold_ttl_days);

@@ -56,6 +56,12 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
 pub const IN_FLIGHT_TOTAL_MAX: usize = PARTITION_QUEUE_CAPACITY / 2;
 /// A connection with nothing to read and nothing in flight for this long is closed.
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;
+/// A frame must arrive whole within this long of its first byte by default: an 8 KiB
+/// frame takes milliseconds, so only a peer trickling bytes to hold its slot comes near.
+pub const DEFAULT_FRAME_TIMEOUT_S: u64 = 10;
+/// Connections one peer address may hold at once by default: half the default bound, so a
+/// peer that floods connections leaves room for the others.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = DEFAULT_MAX_CONNECTIONS / 2;
 /// How long a graceful shutdown waits for connections to finish their in-flight messages.
 pub const DEFAULT_SHUTDOWN_GRACE_S: u64 = 10;
 /// A snapshot is written after this many journal records by default.
@@ -70,6 +76,9 @@ pub const MIN_FRAME_BYTES: usize = 64;
 const _: () =
     assert!(DEFAULT_MAX_CONNECTIONS * DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION <= IN_FLIGHT_TOTAL_MAX);
 const _: () = assert!(MIN_FRAME_BYTES <= FRAME_MAX_LEN);
+const _: () = assert!(DEFAULT_MAX_CONNECTIONS_PER_PEER >= 1);
+const _: () = assert!(DEFAULT_MAX_CONNECTIONS_PER_PEER < DEFAULT_MAX_CONNECTIONS);
+const _: () = assert!(DEFAULT_FRAME_TIMEOUT_S <= DEFAULT_IDLE_TIMEOUT_S);
 
 /// Everything `cardcore serve` runs with.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -187,8 +196,14 @@ impl Default for JournalSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct IsoSettings {
     pub max_connections: usize,
+    /// Connections from one IP address at once; past it that address's new connections are
+    /// closed at once while others are still admitted.
+    pub max_connections_per_peer: usize,
     pub max_in_flight_per_connection: usize,
     pub idle_timeout_s: u64,
+    /// A frame that has not arrived whole this long after its first byte closes the
+    /// connection (slow senders would otherwise hold a slot by trickling bytes).
+    pub frame_timeout_s: u64,
     pub max_frame_bytes: usize,
     pub shutdown_grace_s: u64,
 }
@@ -197,8 +212,10 @@ impl Default for IsoSettings {
     fn default() -> IsoSettings {
         IsoSettings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
             idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
+            frame_timeout_s: DEFAULT_FRAME_TIMEOUT_S,
             max_frame_bytes: FRAME_MAX_LEN,
             shutdown_grace_s: DEFAULT_SHUTDOWN_GRACE_S,
         }
@@ -208,6 +225,10 @@ impl Default for IsoSettings {
 impl IsoSettings {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_s)
+    }
+
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs(self.frame_timeout_s)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -455,8 +476,17 @@ impl IsoSettings {
             );
             return invalid("iso.max_in_flight_per_connection", problem);
         }
+        if self.max_connections_per_peer == 0 {
+            return invalid(
+                "iso.max_connections_per_peer",
+                "must be positive".to_owned(),
+            );
+        }
         if self.idle_timeout_s == 0 {
             return invalid("iso.idle_timeout_s", "must be positive".to_owned());
+        }
+        if self.frame_timeout_s == 0 {
+            return invalid("iso.frame_timeout_s", "must be positive".to_owned());
         }
         if !(MIN_FRAME_BYTES..=FRAME_MAX_LEN).contains(&self.max_frame_bytes) {
             let problem = format!("must be {MIN_FRAME_BYTES}..={FRAME_MAX_LEN}");

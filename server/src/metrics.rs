@@ -47,6 +47,8 @@ pub enum CloseReason {
     FrameTooLong,
     /// A frame whose MTI could not be read: nothing to answer it with.
     Unreadable,
+    /// A frame that did not arrive whole within the frame timeout (a peer trickling bytes).
+    SlowFrame,
     /// Reading or writing the socket failed.
     Io,
     /// The server is shutting down.
@@ -54,11 +56,12 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::Peer,
         CloseReason::Idle,
         CloseReason::FrameTooLong,
         CloseReason::Unreadable,
+        CloseReason::SlowFrame,
         CloseReason::Io,
         CloseReason::Shutdown,
     ];
@@ -69,6 +72,7 @@ impl CloseReason {
             CloseReason::Idle => "idle",
             CloseReason::FrameTooLong => "frame_too_long",
             CloseReason::Unreadable => "unreadable",
+            CloseReason::SlowFrame => "slow_frame",
             CloseReason::Io => "io",
             CloseReason::Shutdown => "shutdown",
         }

@@ -43,6 +43,8 @@ pub(crate) async fn serve(
         in_flight: Arc::new(Semaphore::new(iso.max_in_flight_per_connection)),
         max_in_flight: iso.max_in_flight_per_connection,
         idle_timeout: iso.idle_timeout(),
+        frame_timeout: iso.frame_timeout(),
+        partial_since: None,
         service: Arc::clone(service),
         shutdown,
         peer,
@@ -153,6 +155,12 @@ struct Reader {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     idle_timeout: Duration,
+    frame_timeout: Duration,
+    /// When the reader began waiting for the rest of the partial frame in `buf`. Only time
+    /// spent waiting on the socket counts: the clock restarts with each complete frame, so
+    /// time the reader spends held back by its own in-flight bound is never held against
+    /// the peer.
+    partial_since: Option<Instant>,
     service: Arc<Service>,
     shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
@@ -165,6 +173,7 @@ impl Reader {
             loop {
                 match self.decoder.decode(&mut self.buf) {
                     Ok(Some(frame)) => {
+                        self.partial_since = None;
                         if let Err(reason) = self.take_frame(frame).await {
                             return reason;
                         }
@@ -186,12 +195,16 @@ impl Reader {
     async fn read_more(&mut self) -> Result<(), CloseReason> {
         let room = READ_CHUNK_BYTES.min(self.decoder.max_len() + FRAME_HEADER_LEN);
         self.buf.reserve(room);
+        if !self.buf.is_empty() {
+            self.partial_since.get_or_insert_with(Instant::now);
+        }
         loop {
+            let wait = self.read_wait();
             let read = tokio::select! {
                 biased;
                 () = stopped(&mut self.shutdown) => return Err(CloseReason::Shutdown),
                 () = self.tx.closed() => return Err(CloseReason::Io),
-                read = tokio::time::timeout(self.idle_timeout, self.rd.read_buf(&mut self.buf)) => read,
+                read = tokio::time::timeout(wait, self.rd.read_buf(&mut self.buf)) => read,
             };
             match read {
                 Ok(Ok(0)) => return Err(CloseReason::Peer),
@@ -200,11 +213,32 @@ impl Reader {
                     tracing::debug!(peer = %self.peer, %error, "reading the ISO 8583 connection failed");
                     return Err(CloseReason::Io);
                 }
+                Err(_) if self.frame_overdue() => {
+                    tracing::warn!(peer = %self.peer, "a frame did not arrive whole in time: closing the connection");
+                    return Err(CloseReason::SlowFrame);
+                }
                 // Quiet, but answers are still on their way: not idle yet.
                 Err(_) if self.in_flight.available_permits() < self.max_in_flight => {}
                 Err(_) => return Err(CloseReason::Idle),
             }
         }
+    }
+
+    /// How long the next read may wait: the idle timeout, or less when a partial frame's
+    /// deadline comes first.
+    fn read_wait(&self) -> Duration {
+        match self.partial_since {
+            Some(since) => self
+                .frame_timeout
+                .saturating_sub(since.elapsed())
+                .min(self.idle_timeout),
+            None => self.idle_timeout,
+        }
+    }
+
+    fn frame_overdue(&self) -> bool {
+        self.partial_since
+            .is_some_and(|since| since.elapsed() >= self.frame_timeout)
     }
 
     /// Waits for an in-flight slot (back-pressure), then answers or submits the frame.

@@ -14,11 +14,13 @@
 //! Answers go out in the order they become ready, not the order requests came in: the
 //! acquirer matches them by STAN (and the other echoed fields).
 //!
-//! Bounds: at most `iso.max_connections` connections (one more is accepted, logged and
-//! closed at once); at most `iso.max_in_flight_per_connection` messages in flight per
+//! Bounds: at most `iso.max_connections` connections, and at most
+//! `iso.max_connections_per_peer` from one IP address, so one peer flooding connections
+//! leaves room for the others (one more is accepted, logged and closed at once); at most `iso.max_in_flight_per_connection` messages in flight per
 //! connection: when they are all taken the reader stops reading, so a fast sender is slowed
 //! by TCP flow control instead of filling memory; frames longer than `iso.max_frame_bytes`
-//! close the connection; a connection with nothing to read and nothing in flight for
+//! close the connection, and so does a frame that has not arrived whole `iso.frame_timeout_s`
+//! after its first byte (a peer trickling bytes to hold a slot); a connection with nothing to read and nothing in flight for
 //! `iso.idle_timeout_s` is closed, and so is one that does not read its answers for as long.
 //!
 //! A frame that does not parse is answered `30` when its MTI can be read (with the STAN when
@@ -28,8 +30,9 @@
 mod connection;
 mod writer;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -60,14 +63,18 @@ impl IsoListener {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<IsoListener> {
         let local_addr = listener.local_addr()?;
-        let max_connections = service.config().iso.max_connections;
-        let slots = Arc::new(Semaphore::new(max_connections));
-        let accept_task =
-            tokio::spawn(accept_loop(listener, service, Arc::clone(&slots), shutdown));
+        let iso = service.config().iso;
+        let max_connections = iso.max_connections;
+        let slots = Slots {
+            all: Arc::new(Semaphore::new(max_connections)),
+            peers: Arc::new(PeerCounts::new(iso.max_connections_per_peer)),
+        };
+        let all_slots = Arc::clone(&slots.all);
+        let accept_task = tokio::spawn(accept_loop(listener, service, slots, shutdown));
         Ok(IsoListener {
             local_addr,
             accept_task,
-            slots,
+            slots: all_slots,
             max_connections,
         })
     }
@@ -94,10 +101,16 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// What admits a connection: a free slot, and room under its peer's bound.
+struct Slots {
+    all: Arc<Semaphore>,
+    peers: Arc<PeerCounts>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -117,16 +130,24 @@ async fn accept_loop(
     tracing::info!("ISO 8583 listener stopped accepting");
 }
 
-/// Serves the connection if a slot is free; otherwise closes it at once, with a log line.
+/// Serves the connection if its peer is under its bound and a slot is free; otherwise
+/// closes it at once, with a log line.
 fn admit(
     stream: TcpStream,
     peer: SocketAddr,
     service: &Arc<Service>,
-    slots: &Arc<Semaphore>,
+    slots: &Slots,
     shutdown: &watch::Receiver<bool>,
 ) {
     let metrics = service.metrics();
-    let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+    let Some(peer_slot) = slots.peers.try_take(peer.ip()) else {
+        metrics.connection_refused();
+        let max = slots.peers.max_per_peer;
+        tracing::warn!(%peer, max, "ISO 8583 connection refused: this peer's connection bound reached");
+        drop(stream);
+        return;
+    };
+    let Ok(slot) = Arc::clone(&slots.all).try_acquire_owned() else {
         metrics.connection_refused();
         let max = service.config().iso.max_connections;
         tracing::warn!(%peer, max, "ISO 8583 connection refused: connection bound reached");
@@ -146,5 +167,83 @@ fn admit(
         service.metrics().connection_closed(reason);
         tracing::debug!(%peer, reason = reason.as_str(), "ISO 8583 connection closed");
         drop(slot);
+        drop(peer_slot);
     });
+}
+
+/// Open connections per peer IP address. An address is present only while it has a
+/// connection open, so the map never holds more entries than there are connection slots.
+#[derive(Debug)]
+struct PeerCounts {
+    max_per_peer: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PeerCounts {
+    fn new(max_per_peer: usize) -> PeerCounts {
+        PeerCounts {
+            max_per_peer,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One more connection for `ip`, unless it already holds its bound. IPv4 addresses
+    /// mapped into IPv6 count as the IPv4 address.
+    fn try_take(self: &Arc<PeerCounts>, ip: IpAddr) -> Option<PeerSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max_per_peer {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            counts: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+/// One connection counted against its peer; released when dropped.
+#[derive(Debug)]
+struct PeerSlot {
+    counts: Arc<PeerCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .counts
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_counts_bound_each_address_and_forget_closed_ones() {
+        let counts = Arc::new(PeerCounts::new(2));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a_mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = counts.try_take(a).expect("first of a");
+        let second = counts.try_take(a_mapped).expect("second of a, mapped");
+        assert!(counts.try_take(a).is_none(), "a is at its bound");
+        let other = counts.try_take(b).expect("b has its own bound");
+        drop(first);
+        let third = counts.try_take(a).expect("a slot of a was freed");
+        drop((second, third, other));
+        assert!(counts.open.lock().unwrap().is_empty());
+    }
 }
