@@ -86,7 +86,21 @@ pub struct Outcome {
     pub seq: Seq,
 }
 
-type Job = Box<dyn FnOnce(&mut Partition) + Send>;
+/// What a job leaves for the end of its batch: called with the seq of the journal record that
+/// holds the batch's events (0 when the batch changed nothing), or the journal's error.
+type Completion = Box<dyn FnOnce(Result<Seq, EngineError>) + Send>;
+/// Work for a partition thread.
+type Job = Box<dyn FnOnce(&mut Partition) -> Option<Completion> + Send>;
+
+/// Commands a partition runs before it journals what they did as one record. Under load the
+/// queue holds many; one record (one CRC, one sled insert) then carries them all, and their
+/// answers are released together once it is durable.
+pub const JOURNAL_COALESCE_MAX: usize = 256;
+/// A batch stops taking commands once its record is this large, well inside the journal's
+/// record limit (a command adds at most a few hundred KiB, when it expires holds).
+pub const JOURNAL_COALESCE_MAX_BYTES: usize = 256 * 1024;
+const _: () =
+    assert!(JOURNAL_COALESCE_MAX_BYTES * 3 <= cardcore_ledger::journal::RECORD_PAYLOAD_MAX_BYTES);
 
 struct PartitionHandle {
     tx: Sender<Job>,
@@ -226,12 +240,13 @@ impl Engine {
         job: impl FnOnce(&mut Partition) -> T + Send + 'static,
     ) -> Result<(T, Seq), EngineError> {
         let (tx, rx) = channel::bounded(1);
-        let journal = self.journal.clone();
         let wrapped: Job = Box::new(move |p: &mut Partition| {
             let value = job(p);
-            let seq = journal_pending(p, journal.as_deref());
-            // The caller may have gone away; nothing to do then.
-            let _ = tx.send((value, seq));
+            let done: Completion = Box::new(move |seq| {
+                // The caller may have gone away; nothing to do then.
+                let _ = tx.send((value, seq));
+            });
+            Some(done)
         });
         self.partitions[index]
             .tx
@@ -261,12 +276,12 @@ impl Engine {
             return;
         };
         let clock = Arc::clone(&self.clock);
-        let journal = self.journal.clone();
         let mut reply = ReplyOnce(Some(reply));
         let job: Job = Box::new(move |p: &mut Partition| {
             let answer = p.handle(&request, clock.now());
-            let outcome = journal_pending(p, journal.as_deref()).map(|seq| Outcome { answer, seq });
-            reply.send(outcome);
+            let done: Completion =
+                Box::new(move |seq| reply.send(seq.map(|seq| Outcome { answer, seq })));
+            Some(done)
         });
         let index = self.partition_of(profile);
         // A job that never runs (the partition has stopped) is dropped, and dropping it
@@ -395,11 +410,18 @@ impl Engine {
         let (tx, rx) = channel::bounded(n);
         for (i, handle) in self.partitions.iter().enumerate() {
             let (barrier, release, tx) = (Arc::clone(&barrier), Arc::clone(&release), tx.clone());
+            let journal = Arc::clone(&journal);
             let job: Job = Box::new(move |p: &mut Partition| {
+                // What earlier commands of this batch did must be in the journal before the
+                // cut, or replay would apply it twice (once from the snapshot, once after).
+                if let Err(e) = journal_pending(p, Some(&journal)) {
+                    tracing::error!(error = %e, "journal failed before a snapshot");
+                }
                 let image = PartitionImage::of(p);
                 let _ = tx.send((i, image));
                 barrier.wait();
                 release.wait();
+                None
             });
             handle
                 .tx
@@ -481,11 +503,47 @@ fn journal_pending(p: &mut Partition, journal: Option<&Journal>) -> Result<Seq, 
     let Some(bytes) = p.take_encoded() else {
         return Ok(0);
     };
-    match journal {
-        None => Ok(0),
+    let seq = match journal {
+        None => 0,
         Some(j) => j
             .append(bytes)
-            .map_err(|e| EngineError::Journal(e.to_string())),
+            .map_err(|e| EngineError::Journal(e.to_string()))?,
+    };
+    p.last_journaled = p.last_journaled.max(seq);
+    Ok(seq)
+}
+
+/// Runs the jobs already queued, up to the coalescing bounds, journals what they did as one
+/// record, then completes them all with that record's seq.
+fn run_batch(
+    partition: &mut Partition,
+    first: Job,
+    rx: &Receiver<Job>,
+    journal: Option<&Journal>,
+    done: &mut Vec<Completion>,
+) {
+    let before = partition.last_journaled;
+    done.extend(first(partition));
+    while done.len() < JOURNAL_COALESCE_MAX
+        && partition.pending_record_len() < JOURNAL_COALESCE_MAX_BYTES
+    {
+        match rx.try_recv() {
+            Ok(job) => done.extend(job(partition)),
+            Err(_) => break,
+        }
+    }
+    let seq = journal_pending(partition, journal).map(|_| {
+        // Every command of the batch waits for the batch's last record: one may have been
+        // journaled early (before a snapshot), none later than this.
+        let last = partition.last_journaled;
+        if last > before {
+            last
+        } else {
+            0
+        }
+    });
+    for complete in done.drain(..) {
+        complete(seq.clone());
     }
 }
 
@@ -498,10 +556,10 @@ fn spawn_partition(
     let thread = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            let _journal = journal;
             let mut partition = partition;
-            for job in rx {
-                job(&mut partition);
+            let mut done: Vec<Completion> = Vec::with_capacity(JOURNAL_COALESCE_MAX);
+            while let Ok(first) = rx.recv() {
+                run_batch(&mut partition, first, &rx, journal.as_deref(), &mut done);
             }
         })
         .map_err(|e| EngineError::Unavailable(format!("cannot start partition thread: {e}")))?;

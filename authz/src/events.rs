@@ -125,6 +125,15 @@ impl RecordWriter {
         self.count == 0
     }
 
+    /// Bytes written since the last `finish` (0 when no event was pushed).
+    pub fn len(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else {
+            self.buf.len()
+        }
+    }
+
     /// Closes the record and returns its bytes; `None` if no event was pushed.
     pub fn finish(&mut self) -> Option<&[u8]> {
         if self.count == 0 {

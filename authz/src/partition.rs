@@ -80,8 +80,10 @@ pub struct Partition {
     /// The profile the pending events belong to (any profile of this partition routes
     /// the record back here on replay).
     pub(crate) pending_profile: ProfileId,
-    /// The journal record of the command in progress, encoded as events are emitted.
+    /// The journal record of the commands in progress, encoded as events are emitted.
     pub(crate) record: RecordWriter,
+    /// The seq of the last journal record this partition appended (0: none yet).
+    pub(crate) last_journaled: u64,
 }
 
 impl Partition {
@@ -106,6 +108,7 @@ impl Partition {
             postings: IdMap::default(),
             pending_profile: ProfileId(0),
             record: RecordWriter::with_capacity(4096),
+            last_journaled: 0,
         }
     }
 
@@ -123,6 +126,11 @@ impl Partition {
     /// command changed nothing.
     pub fn take_encoded(&mut self) -> Option<&[u8]> {
         self.record.finish()
+    }
+
+    /// Bytes of journal record written since the last `take_encoded`.
+    pub fn pending_record_len(&self) -> usize {
+        self.record.len()
     }
 
     /// Drops the events of the command just handled without journaling them.
