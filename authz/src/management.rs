@@ -75,8 +75,13 @@ impl Partition {
     ) -> Result<(), EngineError> {
         let profile = self.profile_or_404(id)?;
         let status = status.unwrap_or(profile.status);
-        let time_zone = time_zone.unwrap_or(profile.time_zone);
+        let old_zone = profile.time_zone;
+        let time_zone = time_zone.unwrap_or(old_zone);
         self.pending_profile = id;
+        if time_zone != old_zone && self.book.has_profile(id) {
+            let planned = self.book.change_time_zone(id, time_zone);
+            self.emit_ledger(planned, "time zone change");
+        }
         self.emit(EngineEvent::ProfileChanged {
             profile: id,
             status,

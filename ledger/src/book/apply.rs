@@ -123,6 +123,13 @@ impl Book {
                 time_zone,
                 usage_currency,
             } => self.apply_profile_opened(*profile, *time_zone, *usage_currency),
+            LedgerEvent::TimeZoneChanged { profile, time_zone } => {
+                let entry = self.profiles.get_mut(profile).ok_or_else(|| {
+                    BookError::mismatch("TimeZoneChanged", format!("{profile} is not open"))
+                })?;
+                entry.time_zone = *time_zone;
+                Ok(())
+            }
             LedgerEvent::CardOpened {
                 card,
                 profile,

@@ -19,6 +19,12 @@ pub enum LedgerEvent {
         time_zone: TimeZone,
         usage_currency: Currency,
     },
+    /// A profile's time zone changed: limit windows in progress run to their end, the next
+    /// ones follow the new zone.
+    TimeZoneChanged {
+        profile: ProfileId,
+        time_zone: TimeZone,
+    },
     /// A card whose limit usage is counted from now on, in `usage_currency`.
     CardOpened {
         card: CardToken,
@@ -166,6 +172,7 @@ impl LedgerEvent {
     pub fn name(&self) -> &'static str {
         match self {
             LedgerEvent::ProfileOpened { .. } => "ProfileOpened",
+            LedgerEvent::TimeZoneChanged { .. } => "TimeZoneChanged",
             LedgerEvent::CardOpened { .. } => "CardOpened",
             LedgerEvent::BalanceOpened(_) => "BalanceOpened",
             LedgerEvent::Credited(_) => "Credited",
@@ -183,6 +190,7 @@ impl LedgerEvent {
     pub fn txn(&self) -> Option<TxnId> {
         match self {
             LedgerEvent::ProfileOpened { .. }
+            | LedgerEvent::TimeZoneChanged { .. }
             | LedgerEvent::CardOpened { .. }
             | LedgerEvent::BalanceOpened(_) => None,
             LedgerEvent::Credited(c) => match c.kind {

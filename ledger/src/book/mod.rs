@@ -270,6 +270,20 @@ impl Book {
         })
     }
 
+    /// Moves a profile's limit windows to another time zone: windows in progress run to
+    /// their end (usage already counted stays where it was counted), the next ones follow
+    /// the new zone.
+    pub fn change_time_zone(
+        &self,
+        profile: ProfileId,
+        time_zone: TimeZone,
+    ) -> Result<LedgerEvent, BookError> {
+        if !self.profiles.contains_key(&profile) {
+            return Err(BookError::UnknownProfile(profile));
+        }
+        Ok(LedgerEvent::TimeZoneChanged { profile, time_zone })
+    }
+
     /// Opens a card's usage counters (at issue, whether or not it has limits), counted in
     /// `usage_currency` (the currency of the card's limits).
     pub fn open_card(

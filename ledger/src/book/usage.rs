@@ -91,12 +91,13 @@ impl WindowCounter {
     }
 
     /// The counter after adding `amount_minor` in `window`: a newer window starts afresh; an
-    /// older one (only after the clock went back) is not counted.
+    /// older one (only after the clock went back) is not counted. A newer window is one that
+    /// ends later: after a time-zone change it may begin before the old one ended.
     fn added(self, window: Window, amount_minor: i64) -> Option<WindowCounter> {
         if self.window == window {
             let used_minor = self.used_minor.checked_add(amount_minor)?;
             Some(WindowCounter { window, used_minor })
-        } else if window.start >= self.window.end {
+        } else if window.end > self.window.end {
             Some(WindowCounter {
                 window,
                 used_minor: amount_minor,
