@@ -74,6 +74,8 @@ pub struct Settings {
     pub cards: usize,
     /// `Sync` for the real test; `Async` shows the loop catches answers that were lost.
     pub durability: Durability,
+    /// `--snapshot-every-records` ([`SNAPSHOT_EVERY_RECORDS`] for the real test).
+    pub snapshot_every_records: u64,
 }
 
 /// An answered request, kept to be sent again after a restart.
@@ -118,7 +120,7 @@ impl Harness {
             binary: binary.to_owned(),
             data_dir: data_dir.to_path_buf(),
             durability: settings.durability,
-            snapshot_every_records: SNAPSHOT_EVERY_RECORDS,
+            snapshot_every_records: settings.snapshot_every_records,
         };
         let setup_started = Instant::now();
         let mut server = ServerProcess::spawn(&options)?;

@@ -66,8 +66,9 @@ fn approvals_survive_sigkill_and_restart() {
 }
 
 /// The loop must fail against a server that answers before its journal is durable: in
-/// `async` mode with a loss window longer than the run, a kill loses answered approvals,
-/// and the checks after the restart say so.
+/// `async` mode with a loss window longer than the run and no snapshot (a snapshot flushes
+/// the journal), a kill loses everything the server answered, and the checks after the
+/// restart say so.
 #[test]
 fn a_server_that_answers_before_its_journal_is_durable_fails_the_loop() {
     let settings = Settings {
@@ -77,6 +78,7 @@ fn a_server_that_answers_before_its_journal_is_durable_fails_the_loop() {
         durability: Durability::Async {
             max_loss_ms: LOSSY_MAX_LOSS_MS,
         },
+        snapshot_every_records: 0,
     };
     let dir = data_dir();
     let error = match run(settings, dir.path()) {
@@ -111,6 +113,7 @@ fn settings_from_env() -> anyhow::Result<Settings> {
         seed: env_or("CARDCORE_CRASH_LOOP_SEED", DEFAULT_SEED)?,
         cards: env_or("CARDCORE_CRASH_LOOP_CARDS", DEFAULT_CARDS)?,
         durability: Durability::Sync,
+        snapshot_every_records: harness::SNAPSHOT_EVERY_RECORDS,
     })
 }
 
