@@ -161,8 +161,11 @@ fn kind_and_title(status: StatusCode) -> (&'static str, &'static str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let detail = scrub(&self.detail);
+        // A field path can hold a key the client chose (an unknown field), so it is
+        // scrubbed like the detail.
+        let field = self.field.as_deref().map(scrub);
         let (kind, title) = kind_and_title(self.status);
-        let errors = match &self.field {
+        let errors = match &field {
             Some(field) => vec![FieldError {
                 code: self.code,
                 detail: &detail,
@@ -235,6 +238,25 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(scrub(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn a_field_named_by_the_client_is_scrubbed_too() {
+        let error = ApiError::invalid("x4000001234567899", "unknown field `x4000001234567899`");
+        let response = error.into_response();
+        let body = body_text(response);
+        assert!(!body.contains("4000001234567899"), "{body}");
+        assert!(body.contains("\"ref\":\"x[digits removed]\""), "{body}");
+    }
+
+    fn body_text(response: Response) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 
     #[test]
