@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cardcore_core::iso8583::{parse, MessageBuilder, Mti};
-use cardcore_core::pin::{encrypt_pin_block, pin_block_format0, Pin, ZonePinKey};
-use cardcore_core::Pan;
+use cardcore_core::pin::{
+    encrypt_pin_block, pin_block_format0, Cvv2Key, Cvv2Value, Pin, PinVerificationKey,
+    PinVerificationValue, ZonePinKey,
+};
+use cardcore_core::{Expiry, Pan};
 use common::{authorization, authorization_with_pin};
 use serde_json::{json, Value};
 
@@ -60,18 +63,26 @@ fn no_pan_pin_block_or_key_in_logs_journal_snapshots_or_answers() {
     assert!(log.contains("listening"), "the log was captured:\n{log}");
     assert!(log.contains("answered 30"), "error paths were logged");
     let secrets = all_secrets();
-    assert_absent(&secrets, "stderr", log.as_bytes());
+    // The verification values are the engine's to store; they never go out.
+    let outside_the_engine = [secrets.clone(), verification_values()].concat();
+    assert_absent(&outside_the_engine, "stderr", log.as_bytes());
     for (index, answer) in answers.iter().enumerate() {
-        assert_absent(&secrets, &format!("HTTP answer {index}"), answer.as_bytes());
+        let place = format!("HTTP answer {index}");
+        assert_absent(&outside_the_engine, &place, answer.as_bytes());
     }
-    let mut masked_seen = false;
+    let (mut masked_seen, mut pvv_seen) = (false, false);
+    let pvv = verification_values();
     for file in files_under(&data_dir) {
         let bytes = std::fs::read(&file).unwrap();
         assert_absent(&secrets, &file.display().to_string(), &bytes);
         masked_seen |= find(&bytes, masked(PAN).as_bytes()).is_some();
+        pvv_seen |= pvv.iter().any(|v| find(&bytes, &v.bytes).is_some());
     }
-    // The search reads the journal as stored: the masked PAN, which is kept, is found.
+    // The search reads the journal as stored: the masked PAN and the verification values,
+    // which the engine keeps, are found there (so the values computed here are the ones the
+    // engine computes, and the checks of stderr and answers above can fail).
     assert!(masked_seen, "the masked PAN is in the journal");
+    assert!(pvv_seen, "the verification values are in the journal");
     // And it finds what is there: the configuration holds the keys in clear.
     let config_text = std::fs::read(&config).unwrap();
     for name in ["zone PIN key", "PAN key"] {
@@ -230,6 +241,17 @@ fn http_traffic(daemon: &Daemon, answers: &mut Vec<String>) {
         .to_string();
         assert_eq!(call("POST", &path, p1, Some(&body)).0, 200);
     }
+    // Every view of the card: none carries its secrets or their verification values.
+    for path in [
+        format!("/v3/spend/profiles/1/cards/{token}"),
+        "/v3/spend/profiles/1/cards".to_owned(),
+        format!("/v1/sandbox/profiles/1/cards/{token}"),
+        format!("/v3/spend/profiles/1/cards/{token}/spending-permissions"),
+        format!("/v4/spend/profiles/1/cards/{token}/transactions?fromCreationTime=2026-01-01T00:00:00Z&toCreationTime=2026-12-31T00:00:00Z"),
+    ] {
+        let (status, text) = call("GET", &path, op, None);
+        assert_eq!(status, 200, "{path}: {text}");
+    }
     // A PAN where a token, an id or a query value belongs, and as the bearer token itself.
     call(
         "GET",
@@ -366,6 +388,33 @@ fn all_secrets() -> Vec<Secret> {
         ("PAN key", PAN_KEY),
     ] {
         secrets.extend(hex_secret(name, key));
+    }
+    secrets
+}
+
+/// The PIN verification and CVV2 values of the cards: as bytes, hex and a JSON array (the
+/// form `serde_json` would give a `[u8; 32]`).
+fn verification_values() -> Vec<Secret> {
+    let pvk = PinVerificationKey::from_hex(PIN_VERIFICATION_KEY).unwrap();
+    let cvv2_key = Cvv2Key::from_hex(CVV2_KEY).unwrap();
+    let expiry = Expiry::new(2029, 7).unwrap();
+    let mut secrets = Vec::new();
+    for pan in [PAN, PAN_2] {
+        let pan = Pan::parse(pan).unwrap();
+        let pvv = PinVerificationValue::compute(&pvk, &pan, &Pin::parse(PIN).unwrap());
+        let cvv2 = Cvv2Value::compute(&cvv2_key, &pan, expiry, CVV2.as_bytes()).unwrap();
+        for (name, value) in [("PVV", pvv.to_bytes()), ("CVV2 value", cvv2.to_bytes())] {
+            secrets.extend(bytes_secret(name, &value));
+            let array = value
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            secrets.push(Secret {
+                what: format!("{name} as a JSON array"),
+                bytes: format!("[{array}]").into_bytes(),
+            });
+        }
     }
     secrets
 }
