@@ -85,6 +85,11 @@ async fn authorisation_clearing_and_reversal_through_the_simulation_endpoints() 
     );
     assert_eq!(got["merchant"]["category"]["code"], "5411");
     assert_eq!(got["debits"][0]["debitedAmount"]["amount"], json!(30.00));
+    // The explanation lists the checks that ran, in precedence order, all passed.
+    let lines = got["explanation"].as_array().expect("an explanation");
+    assert_eq!(lines[0]["check"], "CARD_STATUS", "{got}");
+    assert_eq!(lines.last().unwrap()["check"], "FUNDS", "{got}");
+    assert!(lines.iter().all(|l| l["passed"] == true), "{got}");
     let balance = balance_of(&server, 1, P1).await;
     assert_eq!(balance["amount"]["value"], json!(70.00));
     assert_eq!(balance["reservedAmount"]["value"], json!(0.00));

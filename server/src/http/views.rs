@@ -202,6 +202,10 @@ pub struct TransactionJson {
     pub debits: Option<Vec<DebitJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<Vec<CreditJson>>,
+    /// Why the decision came out as it did: the checks that ran in precedence order, and
+    /// what the deciding one compared. Present only when one transaction is read by id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Vec<cardcore_authz::explain::CheckLine>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -283,6 +287,7 @@ impl TransactionJson {
             retrieval_reference_number: record.rrn.as_str().into_owned(),
             debits: money.map(debits_of),
             credits: money.map(credits_of),
+            explanation: money.map(|_| record.explanation.lines()),
         }
     }
 }
