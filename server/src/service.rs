@@ -82,6 +82,12 @@ impl Live {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// Where this engine keeps its journal and snapshots (and the server its card-order
+    /// keys, which go with the engine's state).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
 }
 
 /// The service shared by the ISO listener and the HTTP API.

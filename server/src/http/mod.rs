@@ -22,6 +22,7 @@ pub mod error;
 pub mod json;
 pub mod limits;
 pub mod ops;
+pub mod order_keys;
 pub mod orders;
 pub mod sandbox;
 pub mod simulation;

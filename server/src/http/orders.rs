@@ -5,7 +5,9 @@
 //! order `COMPLETED`; a physical card starts `INACTIVE` (order `CARD_DETAILS_CREATED`) until
 //! the status API activates it. The order id is derived from the card token, so every card
 //! is also an order and ids survive restarts. The holder's name, phone and address are not
-//! kept by the engine: they live in memory (see [`super::state::OrderMemory`]).
+//! kept by the engine: they live in memory (see [`super::state::OrderMemory`]). An order
+//! retried with its `X-idempotence-uuid` answers with the card of the first, even after a
+//! restart or when the retries race (see [`super::order_keys`]).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,6 +26,7 @@ use super::access::{PathParams, ProfileAt, QueryMap};
 use super::cards::page;
 use super::error::{ApiError, ApiResult};
 use super::json::{Amount, JsonBody, Number};
+use super::order_keys::OrderKeys;
 use super::state::{AppState, OrderDetails};
 use super::views::{program_named, program_of, ProgramJson, ISSUER_CLIENT_ID, PROGRAMS};
 
@@ -236,13 +239,14 @@ fn text_field(field: &str, text: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+/// The idempotency key: a UUID, as a number.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<u128> {
     let value = headers
         .get(IDEMPOTENCE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::invalid(IDEMPOTENCE_HEADER, "required header"))?;
     CardToken::parse(value)
-        .map(|uuid| uuid.to_string())
+        .map(|uuid| uuid.0)
         .map_err(|_| ApiError::invalid(IDEMPOTENCE_HEADER, "expected a UUID"))
 }
 
@@ -256,29 +260,49 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let order = validate(body)?;
     let profile = at.profile;
-    if let Some(token) = state.orders(|o| o.card_for_key(profile, &key)) {
-        let card = state.engine(move |e| e.card(profile, token)).await?;
-        let details = state.orders(|o| o.details(token));
-        return Ok((StatusCode::OK, Json(order_json(&card, details))));
-    }
     let (program, limit) = (order.program, order.lifetime_limit);
     let card = state
-        .run(move |engine| issue_for_order(engine, profile, program, limit))
+        .run_order(move |engine, keys| card_for_order(engine, keys, profile, key, program, limit))
         .await?;
-    state.orders(|o| {
-        o.remember(card.token, order.details.clone());
-        o.remember_key(profile, key, card.token);
+    // A retry shows the first order's details; after a restart, which forgot them, its own.
+    let details = state.orders(|o| {
+        if !o.has_details(card.token) {
+            o.remember(card.token, order.details);
+        }
+        o.details(card.token)
     });
-    Ok((StatusCode::OK, Json(order_json(&card, order.details))))
+    Ok((StatusCode::OK, Json(order_json(&card, details))))
 }
 
-fn issue_for_order(
+/// The card of the order with `key`: the one already issued for it, or a new one.
+fn card_for_order(
     engine: &Engine,
+    keys: &mut OrderKeys,
     profile: ProfileId,
+    key: u128,
     program: super::views::Program,
     lifetime_limit: Option<Money>,
 ) -> ApiResult<Card> {
     engine.profile(profile)?;
+    if let Some(fingerprint) = keys.get(profile, key) {
+        let issued = engine.cards(profile)?;
+        if let Some(card) = issued.into_iter().find(|c| c.fingerprint == fingerprint) {
+            return Ok(card);
+        }
+        // Recorded, but the first attempt stopped before the card was issued: issue now.
+    }
+    issue_for_order(engine, keys, profile, key, program, lifetime_limit)
+}
+
+/// Issues a card with a fresh PAN, recording the key with the PAN's fingerprint first.
+fn issue_for_order(
+    engine: &Engine,
+    keys: &mut OrderKeys,
+    profile: ProfileId,
+    key: u128,
+    program: super::views::Program,
+    lifetime_limit: Option<Money>,
+) -> ApiResult<Card> {
     let today = engine.now().to_datetime();
     let expiry = Expiry::new(
         today.year() as u16 + CARD_VALIDITY_YEARS,
@@ -287,9 +311,18 @@ fn issue_for_order(
     .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let mut last_error = None;
     for _ in 0..PAN_ATTEMPTS_MAX {
+        let pan = fresh_pan()?;
+        let fingerprint = pan.fingerprint(&engine.config().pan_key);
+        if engine.owner_of_pan(fingerprint).is_some() {
+            last_error = Some("a card with this PAN already exists".to_owned());
+            continue;
+        }
+        keys.record(profile, key, fingerprint).map_err(|e| {
+            ApiError::unavailable(format!("the idempotency key cannot be recorded: {e}"))
+        })?;
         let issue = IssueCard {
             profile,
-            pan: fresh_pan()?,
+            pan,
             pin: None,
             cvv2: None,
             expiry,
@@ -304,7 +337,7 @@ fn issue_for_order(
         };
         match engine.issue_card(issue) {
             Ok(card) => return with_lifetime_limit(engine, card, lifetime_limit),
-            // The generated PAN is taken: draw another.
+            // The generated PAN was taken meanwhile: draw another.
             Err(EngineError::Conflict(message)) => last_error = Some(message),
             Err(other) => return Err(other.into()),
         }

@@ -1,13 +1,14 @@
-//! What every handler shares: the service, the STAN counter of simulated messages, and the
-//! card-order details the engine does not keep.
+//! What every handler shares: the service, the STAN counter of simulated messages, the
+//! card-order details the engine does not keep, and the card-order idempotency keys.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cardcore_authz::{Engine, EngineError};
-use cardcore_core::{CardToken, ProfileId};
+use cardcore_core::CardToken;
 
 use super::error::{ApiError, ApiResult};
+use super::order_keys::OrderKeys;
 use super::simulation::StanCounter;
 use super::views::HolderDetails;
 use crate::Service;
@@ -15,8 +16,6 @@ use crate::Service;
 /// Card-order details kept in memory (holder name, phone, address). Past this many, the
 /// oldest are forgotten and those orders show `null` for them.
 pub const ORDER_DETAILS_MAX: usize = 100_000;
-/// Idempotency keys of card orders remembered; past this many, the oldest are forgotten.
-pub const IDEMPOTENCY_KEYS_MAX: usize = 10_000;
 
 /// The router's state.
 #[derive(Clone, Debug)]
@@ -29,15 +28,15 @@ struct Inner {
     service: Arc<Service>,
     stans: StanCounter,
     orders: Mutex<OrderMemory>,
+    /// Held for the whole of a card order: see [`super::order_keys`].
+    order_keys: Mutex<OrderKeys>,
 }
 
-/// What a card order adds to its card, and which idempotency keys were seen.
+/// What a card order adds to its card.
 #[derive(Debug, Default)]
 pub struct OrderMemory {
     details: HashMap<CardToken, OrderDetails>,
     details_order: VecDeque<CardToken>,
-    idempotency: HashMap<(ProfileId, String), CardToken>,
-    idempotency_order: VecDeque<(ProfileId, String)>,
 }
 
 /// The card-order fields the engine has no place for.
@@ -75,20 +74,9 @@ impl OrderMemory {
         }
     }
 
-    pub fn card_for_key(&self, profile: ProfileId, key: &str) -> Option<CardToken> {
-        self.idempotency.get(&(profile, key.to_owned())).copied()
-    }
-
-    pub fn remember_key(&mut self, profile: ProfileId, key: String, token: CardToken) {
-        let entry = (profile, key);
-        if self.idempotency.insert(entry.clone(), token).is_none() {
-            self.idempotency_order.push_back(entry);
-        }
-        while self.idempotency_order.len() > IDEMPOTENCY_KEYS_MAX {
-            if let Some(old) = self.idempotency_order.pop_front() {
-                self.idempotency.remove(&old);
-            }
-        }
+    /// Whether details were kept for this card.
+    pub fn has_details(&self, token: CardToken) -> bool {
+        self.details.contains_key(&token)
     }
 
     pub fn clear(&mut self) {
@@ -103,6 +91,7 @@ impl AppState {
                 service,
                 stans: StanCounter::new(),
                 orders: Mutex::new(OrderMemory::default()),
+                order_keys: Mutex::new(OrderKeys::default()),
             }),
         }
     }
@@ -137,6 +126,29 @@ impl AppState {
             .map_err(|_| ApiError::unavailable("the request was cancelled"))?
     }
 
+    /// Runs a card order on a blocking thread, against the current engine, with that
+    /// engine's idempotency keys locked for the whole order.
+    pub async fn run_order<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine, &mut OrderKeys) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let live = inner.service.live();
+            let mut keys = inner
+                .order_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            keys.use_generation(live.generation(), live.state_dir())
+                .map_err(|e| {
+                    ApiError::unavailable(format!("the card-order keys cannot be read: {e}"))
+                })?;
+            f(live.engine(), &mut keys)
+        })
+        .await
+        .map_err(|_| ApiError::unavailable("the request was cancelled"))?
+    }
+
     /// [`AppState::run`] for a single engine call.
     pub async fn engine<T: Send + 'static>(
         &self,
@@ -165,11 +177,7 @@ mod tests {
         assert_eq!(memory.details(CardToken(0)), OrderDetails::default());
         let last = CardToken(ORDER_DETAILS_MAX as u128 + 4);
         assert!(memory.details(last).card_holder_name.is_some());
-        for i in 0..(IDEMPOTENCY_KEYS_MAX as u64 + 3) {
-            memory.remember_key(ProfileId(1), i.to_string(), CardToken(u128::from(i)));
-        }
-        assert_eq!(memory.idempotency.len(), IDEMPOTENCY_KEYS_MAX);
-        assert_eq!(memory.card_for_key(ProfileId(1), "0"), None);
-        assert!(memory.card_for_key(ProfileId(1), "5").is_some());
+        assert!(memory.has_details(last));
+        assert!(!memory.has_details(CardToken(0)));
     }
 }
