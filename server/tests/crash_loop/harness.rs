@@ -216,8 +216,9 @@ impl Harness {
         self.counts.approved_final = self.models.book.approved_len() as u64;
     }
 
-    /// Sends traffic (closed loop) until `kill_at`, SIGKILLs the server, reads the answers
-    /// already on their way, and returns the requests whose outcome the client never read.
+    /// Sends traffic at [`RATE_PER_S`] (at most [`CONCURRENCY`] in flight) until `kill_at`,
+    /// SIGKILLs the server, reads the answers already on their way, and returns the
+    /// requests whose outcome the client never read.
     fn traffic_until_kill(&mut self, kill_at: Instant) -> anyhow::Result<Vec<Outstanding>> {
         let mut link = Link::connect(&self.addresses.iso)?;
         let started = Instant::now();
