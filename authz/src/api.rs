@@ -346,6 +346,18 @@ impl Engine {
         Ok(hasher.finalize().into())
     }
 
+    /// The latest engine time any recorded change carries (transactions, cards, profiles):
+    /// where a manual clock resumes after a restart, so it never runs backwards.
+    pub fn latest_time(&self) -> Result<Option<Timestamp>, EngineError> {
+        let per_partition = self.on_each_partition(|p| {
+            let txns = p.transactions().map(|t| t.modified);
+            let cards = p.cards().map(|c| c.modified);
+            let profiles = p.profiles().map(|x| x.created);
+            txns.chain(cards).chain(profiles).max()
+        })?;
+        Ok(per_partition.into_iter().flatten().max())
+    }
+
     /// Runs hold expiry on every partition at the engine's current time (the partitions
     /// also do it before each message).
     pub fn expire_holds(&self) -> Result<(), EngineError> {

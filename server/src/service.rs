@@ -163,6 +163,7 @@ impl Service {
         remove_stale_state_dirs(&data_dir, &state_name);
         let state_dir = data_dir.join(&state_name);
         let engine = open_engine(&config, &engine_config, &state_dir, Arc::clone(&clock))?;
+        resume_manual_clock(manual_clock.as_deref(), &engine);
         let metrics = Arc::new(Metrics::new());
         let durable = Arc::new(watch::Sender::new(DurableState {
             generation: 0,
@@ -469,6 +470,20 @@ fn open_engine(
 pub(crate) fn sandbox_epoch() -> Timestamp {
     // A constant that parses; checked by the tests.
     Timestamp::parse_rfc3339(SANDBOX_EPOCH).unwrap_or(Timestamp(0))
+}
+
+/// A sandbox's manual clock is not saved: after a restart it resumes from the latest time
+/// the recovered state carries, so engine time never runs backwards over a restart.
+fn resume_manual_clock(clock: Option<&ManualClock>, engine: &Engine) {
+    let Some(clock) = clock else { return };
+    match engine.latest_time() {
+        Ok(Some(latest)) if latest > clock.now() => {
+            tracing::info!(clock = %latest, "sandbox clock resumes from the recovered state");
+            clock.set(latest);
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not read the recovered state's latest time"),
+    }
 }
 
 fn make_clock(sandbox: bool) -> (Arc<dyn Clock>, Option<Arc<ManualClock>>) {

@@ -195,3 +195,35 @@ async fn reset_is_refused_outside_the_sandbox() {
     );
     stop(server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sandbox_clock_resumes_from_the_recovered_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.sandbox = true;
+    let server = common::start(config.clone()).await;
+    let service = Arc::clone(server.service());
+    let clock = service
+        .manual_clock()
+        .expect("a sandbox has a manual clock");
+    clock.advance_ms(3 * cardcore_core::Timestamp::MS_PER_DAY);
+    let later = cardcore_core::Clock::now(clock);
+    common::funded_card(&service, common::PAN, 10_000).await;
+    let mut client = common::Client::connect(&server).await;
+    let answer = client
+        .call(&common::authorization(common::PAN, 1, 1_000))
+        .await;
+    assert_eq!(answer.code, "00");
+    drop(client);
+    // The service (and its engine, which holds the journal's lock) goes with the last handle.
+    drop(service);
+    common::stop(server).await;
+
+    let server = common::start(config).await;
+    let resumed = cardcore_core::Clock::now(server.service().manual_clock().unwrap());
+    assert!(
+        resumed >= later,
+        "the clock ran backwards over the restart: {resumed} < {later}"
+    );
+    common::stop(server).await;
+}
