@@ -17,6 +17,9 @@ use super::error::{ApiError, ApiResult};
 
 /// The largest request body accepted: every body of this API is small.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// The longest a request body may take to arrive once its head has: a client trickling a
+/// body would otherwise hold its connection and a handler forever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A JSON body, parsed strictly: a wrong type, an unknown enum value, a missing or unknown
 /// field is a 400 whose `ref` names the field (`permissions[1].type`).
@@ -39,17 +42,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 });
             }
         }
-        let bytes = Bytes::from_request(req, state)
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
             .await
-            .map_err(|e| ApiError::malformed(format!("cannot read the body: {e}")))?;
+            .map_err(|_| ApiError {
+                status: axum::http::StatusCode::REQUEST_TIMEOUT,
+                code: "request_timeout",
+                detail: format!("the body did not arrive within {BODY_READ_TIMEOUT:?}"),
+                field: None,
+            })?
+            .map_err(body_read_error)?;
         parse_body(&bytes).map(JsonBody)
     }
 }
 
+/// A body that could not be read: 413 past [`BODY_BYTES_MAX`], else 400.
+fn body_read_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            detail: format!("the body is larger than {BODY_BYTES_MAX} bytes"),
+            field: None,
+        };
+    }
+    ApiError::malformed(format!("cannot read the body: {e}"))
+}
+
 /// Parses a whole body into `T`, naming the field of the first problem.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::malformed("a JSON body is required"));
+    };
+    // Every body of this API is an object. serde would also fill a struct from an array,
+    // by position, which no client means.
+    if *first != b'{' {
+        return Err(ApiError::malformed("the body must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
@@ -84,11 +111,15 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The field named in "missing field `x`" or "unknown field `x`" (errors at the root).
+/// The field named in "missing field `x`", "unknown field `x`" or "duplicate field `x`"
+/// (errors at the root). Other messages quote a value, not a field ("invalid type: integer
+/// `5`"), and name none.
 fn quoted_field(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))?;
+    let len = rest.find('`')?;
+    Some(rest[..len].to_owned())
 }
 
 /// A decimal amount as the reference sends it: a JSON number (`10.5`), read from its text
@@ -369,6 +400,17 @@ mod tests {
             let e = parse_body::<Probe>(bad.as_bytes()).expect_err(bad);
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
         }
+        // Not an object: refused whole, with no field to blame (a quoted value is not one).
+        let positional = format!(r#"[{{"value":1,"currency":"EUR"}},"{pan}"]"#);
+        for bad in ["12345", "\"amount\"", "null", "[]", &positional] {
+            let e = parse_body::<Probe>(bad.as_bytes()).expect_err(bad);
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.field, None, "{bad}: {e:?}");
+        }
+        let twice =
+            r#"{"amount":{"value":1,"currency":"EUR"},"amount":{"value":2,"currency":"EUR"}}"#;
+        let e = parse_body::<Probe>(twice.as_bytes()).expect_err(twice);
+        assert_eq!(e.field.as_deref(), Some("amount"), "{e:?}");
     }
 
     #[test]
