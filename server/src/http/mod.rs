@@ -25,6 +25,7 @@ pub mod ops;
 pub mod order_keys;
 pub mod orders;
 pub mod sandbox;
+pub mod serve;
 pub mod simulation;
 pub mod state;
 pub mod transactions;
