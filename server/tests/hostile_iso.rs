@@ -187,7 +187,11 @@ async fn a_bystander_is_served_while_others_attack() {
         attack.await.expect("the attack ran to its end");
     }
 
-    let slowest = latencies.iter().max().copied().unwrap_or_default();
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    let slowest = sorted.last().copied().unwrap_or_default();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    eprintln!("bystander under attack: median {median:?}, slowest {slowest:?}");
     assert_eq!(latencies.len(), BYSTANDER_MESSAGES as usize);
     assert!(
         slowest < BYSTANDER_LATENCY_MAX,
