@@ -40,6 +40,21 @@ fn invalid(field: u8, problem: &'static str) -> WireError {
     WireError { field, problem }
 }
 
+/// DE 70 codes cardcore answers: sign-on, sign-off, echo test.
+pub const NETWORK_MANAGEMENT_CODES: [u16; 3] = [1, 2, 301];
+
+/// An 0800 must say what it is (DE 70): sign-on, sign-off or echo.
+fn network_management(msg: &Message<'_>) -> Result<Inbound, WireError> {
+    match msg.network_management_code() {
+        None => Err(missing(70)),
+        Some(code) if NETWORK_MANAGEMENT_CODES.contains(&code) => Ok(Inbound::NetworkManagement),
+        Some(_) => Err(invalid(
+            70,
+            "not sign-on (001), sign-off (002) or echo (301)",
+        )),
+    }
+}
+
 /// Fields every request of a kind must carry, beyond the MTI.
 fn required_fields(kind: MessageKind) -> &'static [u8] {
     match kind {
@@ -55,7 +70,7 @@ pub fn inbound(msg: &Message<'_>) -> Result<Inbound, WireError> {
     let mti = msg.mti();
     let kind = match (mti.class(), mti.original()) {
         (MessageClass::NetworkManagement, Mti::NetworkManagementRequest) => {
-            return Ok(Inbound::NetworkManagement)
+            return network_management(msg)
         }
         (_, Mti::AuthorizationRequest) => MessageKind::Authorization,
         (_, Mti::AuthorizationAdvice) => MessageKind::Advice,

@@ -269,7 +269,8 @@ fn check_refusals(target: &mut dyn Target) {
         .send(&TrafficMessage::Raw(b"not a message".to_vec()))
         .expect("an outcome");
     assert!(closed.disconnected, "{closed:?}");
-    let echo = b"080002200000000000000115100000900007".to_vec();
+    // An echo test: DE 7, DE 11 and DE 70 = 301.
+    let echo = b"0800822000000000000004000000000000000115100000900007301".to_vec();
     let answered = target.send(&TrafficMessage::Raw(echo)).expect("an outcome");
     assert!(!answered.disconnected, "{answered:?}");
     assert_eq!(answered.response_code.as_deref(), Some("00"));
