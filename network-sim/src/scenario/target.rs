@@ -314,43 +314,9 @@ impl ProcessingType {
     }
 }
 
-/// How the card was presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EntryMode {
-    Chip,
-    Contactless,
-    Magstripe,
-    Ecom,
-    Wallet,
-    /// Manual key entry: counts as `ECOM` for permissions.
-    Manual,
-}
-
-impl EntryMode {
-    pub const ALL: [EntryMode; 6] = [
-        EntryMode::Chip,
-        EntryMode::Contactless,
-        EntryMode::Magstripe,
-        EntryMode::Ecom,
-        EntryMode::Wallet,
-        EntryMode::Manual,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryMode::Chip => "CHIP",
-            EntryMode::Contactless => "CONTACTLESS",
-            EntryMode::Magstripe => "MAGSTRIPE",
-            EntryMode::Ecom => "ECOM",
-            EntryMode::Wallet => "WALLET",
-            EntryMode::Manual => "MANUAL",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EntryMode> {
-        EntryMode::ALL.into_iter().find(|e| e.as_str() == text)
-    }
-}
+/// How the card was presented: the ISO 8583 codec's entry modes (DE 22), with the scenario
+/// format's names (`CHIP`, `CONTACTLESS`, `MAGSTRIPE`, `ECOM`, `WALLET`, `MANUAL`).
+pub use cardcore_core::iso8583::EntryMode;
 
 /// What came back for one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! Scenario messages as ISO 8583: what both targets send, byte for byte, and how they read
 //! the answer.
 
-use cardcore_core::iso8583::codes::EntryMode as WireEntry;
 use cardcore_core::iso8583::{
     parse, Message, MessageBuilder, Mti, OriginalData, ProcessingCode, TransmissionTime,
 };
@@ -9,7 +8,7 @@ use cardcore_core::pin::{encrypt_pin_block, Pin, ZonePinKey};
 use cardcore_core::{Currency, Money, TxnId};
 use chrono::Timelike;
 
-use crate::scenario::{CardMessage, EntryMode, MessageKind, ProcessingType, TrafficOutcome};
+use crate::scenario::{CardMessage, MessageKind, ProcessingType, TrafficOutcome};
 
 /// DE 25 of a pre-authorisation.
 const PRE_AUTH_CONDITION: u8 = 6;
@@ -36,16 +35,6 @@ fn mti(kind: MessageKind) -> Mti {
     }
 }
 
-fn wire_entry(entry: EntryMode) -> WireEntry {
-    match entry {
-        EntryMode::Chip => WireEntry::Chip,
-        EntryMode::Contactless => WireEntry::Contactless,
-        EntryMode::Magstripe => WireEntry::Magstripe,
-        EntryMode::Ecom => WireEntry::Ecom,
-        EntryMode::Wallet => WireEntry::Wallet,
-        EntryMode::Manual => WireEntry::Manual,
-    }
-}
 
 fn processing(p: ProcessingType) -> ProcessingCode {
     ProcessingCode::new(match p {
@@ -77,7 +66,7 @@ pub fn build(message: &CardMessage, zpk: &ZonePinKey) -> Result<Vec<u8>, BuildEr
     b.set_numeric(12, hhmmss).map_err(err)?;
     b.set_expiry(message.expiry).map_err(err)?;
     b.set_mcc(message.mcc).map_err(err)?;
-    b.set_pos_entry_mode(wire_entry(message.entry).pos_entry_mode())
+    b.set_pos_entry_mode(message.entry.pos_entry_mode())
         .map_err(err)?;
     let pre_auth = matches!(
         message.kind,
