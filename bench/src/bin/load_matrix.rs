@@ -338,9 +338,9 @@ struct Sample {
     server_cpu_s: f64,
     load_cpu_s: f64,
     server_rss_kib: u64,
-    /// The server's CPU time by thread role (`partition-0` and `partition-1` are both
-    /// `partition`), in seconds: where a message's cost goes.
-    server_threads_cpu_s: BTreeMap<String, f64>,
+    /// The server's threads by id: role (`partition-0` and `partition-1` are both
+    /// `partition`) and CPU time in seconds: where a message's cost goes.
+    server_threads: BTreeMap<u32, (String, f64)>,
 }
 
 /// A `cardcore serve` process on loopback ports of its own.
@@ -431,7 +431,7 @@ impl Server {
             server_cpu_s: cpu_ticks(self.child.id()).unwrap_or(0) as f64 / self.ticks_per_s,
             load_cpu_s: cpu_ticks(load_pid).unwrap_or(0) as f64 / self.ticks_per_s,
             server_rss_kib: rss_kib(self.child.id()).unwrap_or(0),
-            server_threads_cpu_s: threads_cpu_s(self.child.id(), self.ticks_per_s),
+            server_threads: threads_cpu_s(self.child.id(), self.ticks_per_s),
         }
     }
 
@@ -522,15 +522,22 @@ fn ticks_of_stat(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// CPU time of every thread of `pid`, summed by role: the thread name without a trailing
-/// `-N` or digits.
-fn threads_cpu_s(pid: u32, ticks_per_s: f64) -> BTreeMap<String, f64> {
-    let mut by_role = BTreeMap::new();
+/// CPU time and role of every thread of `pid`, by thread id. A role is the thread name
+/// without a trailing `-N` or digits.
+fn threads_cpu_s(pid: u32, ticks_per_s: f64) -> BTreeMap<u32, (String, f64)> {
+    let mut threads = BTreeMap::new();
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by_role;
+        return threads;
     };
     for task in tasks.flatten() {
         let path = task.path();
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
+            continue;
+        };
         let Ok(stat) = fs::read_to_string(path.join("stat")) else {
             continue;
         };
@@ -538,9 +545,9 @@ fn threads_cpu_s(pid: u32, ticks_per_s: f64) -> BTreeMap<String, f64> {
             continue;
         };
         let name = fs::read_to_string(path.join("comm")).unwrap_or_default();
-        *by_role.entry(role_of(name.trim())).or_insert(0.0) += ticks as f64 / ticks_per_s;
+        threads.insert(tid, (role_of(name.trim()), ticks as f64 / ticks_per_s));
     }
-    by_role
+    threads
 }
 
 /// `partition-3` → `partition`, `sled-io-12` → `sled-io`, `cardcore` → `cardcore`.
@@ -586,15 +593,13 @@ fn read_report(dir: &Path) -> Result<Value> {
 }
 
 /// The traffic window: from the last sample before the first answer to the first sample
-/// that saw the final count. CPU time and messages over it give the cost per message.
-fn traffic_window(samples: &[Sample]) -> Option<(Sample, Sample)> {
+/// that saw the final count, as a slice of the samples. CPU time and messages over it give
+/// the cost per message.
+fn traffic_window(samples: &[Sample]) -> Option<&[Sample]> {
     let first = samples.iter().position(|s| s.messages > 0.0)?;
     let total = samples.iter().map(|s| s.messages).fold(0.0, f64::max);
     let last = samples.iter().position(|s| s.messages >= total)?;
-    Some((
-        samples[first.saturating_sub(1)].clone(),
-        samples[last].clone(),
-    ))
+    Some(&samples[first.saturating_sub(1)..=last])
 }
 
 /// The run's figures: the generator's report, plus what the samples and `/metrics` say.
@@ -607,7 +612,8 @@ fn summarise(report: &Value, samples: &[Sample], metrics: &str, rss_empty_kib: u
         "invariants_ok": report["invariants_ok"], "clock_jumps": report["ledger"]["clock_jumps"],
         "server_rss_empty_kib": rss_empty_kib,
     });
-    if let Some((a, b)) = traffic_window(samples) {
+    if let Some(window) = traffic_window(samples) {
+        let (a, b) = (&window[0], &window[window.len() - 1]);
         let n = (b.messages - a.messages).max(1.0);
         merge(
             &mut out,
@@ -617,23 +623,35 @@ fn summarise(report: &Value, samples: &[Sample], metrics: &str, rss_empty_kib: u
                 "load_cpu_us_per_msg": (b.load_cpu_s - a.load_cpu_s) * 1e6 / n,
                 "server_rss_before_traffic_kib": a.server_rss_kib,
                 "server_rss_after_traffic_kib": b.server_rss_kib,
-                "server_cpu_us_per_msg_by_thread": per_thread(&a, &b, n),
+                "server_cpu_us_per_msg_by_thread": per_thread(window, n),
             }),
         );
-        merge(&mut out, window_journal(&a, &b, n));
+        merge(&mut out, window_journal(a, b, n));
     }
     merge(&mut out, journal_figures(metrics));
     out
 }
 
-/// CPU µs per message of each thread role over the window.
-fn per_thread(a: &Sample, b: &Sample, messages: f64) -> Value {
-    let mut out = serde_json::Map::new();
-    for (role, end_s) in &b.server_threads_cpu_s {
-        let start_s = a.server_threads_cpu_s.get(role).copied().unwrap_or(0.0);
-        let us = (end_s - start_s) * 1e6 / messages;
-        out.insert(role.clone(), json!((us * 10.0).round() / 10.0));
+/// CPU µs per message of each thread role over the window. Threads come and go (tokio's
+/// blocking pool): each thread counts from its time at the window's start (0 if it started
+/// later) to the last time a sample in the window saw it.
+fn per_thread(window: &[Sample], messages: f64) -> Value {
+    let Some(first) = window.first() else {
+        return Value::Null;
+    };
+    let mut last_seen: BTreeMap<u32, (String, f64)> = BTreeMap::new();
+    for sample in window {
+        last_seen.extend(sample.server_threads.clone());
     }
+    let mut by_role: BTreeMap<String, f64> = BTreeMap::new();
+    for (tid, (role, end_s)) in last_seen {
+        let start_s = first.server_threads.get(&tid).map_or(0.0, |(_, s)| *s);
+        *by_role.entry(role).or_insert(0.0) += end_s - start_s;
+    }
+    let out = by_role
+        .into_iter()
+        .map(|(role, s)| (role, json!((s * 1e6 / messages * 10.0).round() / 10.0)))
+        .collect();
     Value::Object(out)
 }
 
@@ -1086,7 +1104,8 @@ mod tests {
             sample(3.0, 300.0, 2.0),
             sample(4.0, 300.0, 2.1),
         ];
-        let (a, b) = traffic_window(&samples).unwrap();
+        let window = traffic_window(&samples).unwrap();
+        let (a, b) = (&window[0], &window[window.len() - 1]);
         assert_eq!((a.t_s, b.t_s), (1.0, 3.0));
         assert_eq!(b.server_cpu_s - a.server_cpu_s, 1.5);
         assert_eq!(b.messages - a.messages, 300.0);
@@ -1120,6 +1139,21 @@ mod tests {
         let b = memory::pan_of(999_999).unwrap();
         assert_ne!(a.expose_digits(), b.expose_digits());
         assert_eq!(a.expose_digits().len(), 16);
+    }
+
+    #[test]
+    fn a_thread_that_ends_in_the_window_keeps_its_time_and_a_new_one_counts_from_zero() {
+        let thread = |role: &str, cpu_s: f64| (role.to_owned(), cpu_s);
+        let mut a = sample(0.0, 0.0, 0.0);
+        a.server_threads = BTreeMap::from([(1, thread("io", 1.0)), (2, thread("io", 5.0))]);
+        let mut m = sample(1.0, 50.0, 0.0);
+        m.server_threads = BTreeMap::from([(1, thread("io", 1.5)), (2, thread("io", 5.25))]);
+        let mut b = sample(2.0, 100.0, 0.0);
+        b.server_threads = BTreeMap::from([(1, thread("io", 2.0)), (3, thread("part", 0.5))]);
+        let by_role = per_thread(&[a, m, b], 100.0);
+        // io: thread 1 ran 1.0 s, thread 2 ran 0.25 s before it ended; part: 0.5 s.
+        assert_eq!(by_role["io"], 12_500.0);
+        assert_eq!(by_role["part"], 5_000.0);
     }
 
     #[test]
