@@ -35,7 +35,6 @@ fn mti(kind: MessageKind) -> Mti {
     }
 }
 
-
 fn processing(p: ProcessingType) -> ProcessingCode {
     ProcessingCode::new(match p {
         ProcessingType::Purchase => ProcessingCode::PURCHASE,
