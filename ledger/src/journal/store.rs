@@ -25,9 +25,12 @@ pub type StoreIter<'a> = Box<dyn Iterator<Item = Result<StoredRecord, JournalErr
 /// starts), hence `Send` and `&mut self` for writes.
 pub trait EventStore: Send + 'static {
     /// Writes the records, which arrive in ascending, contiguous seq order. The write need
-    /// not be durable before [`flush`](EventStore::flush), but it must be atomic: after a
-    /// crash either all records of one call are there or none of them are, or the damage is
-    /// confined to records that then fail their checksum (a torn tail).
+    /// not be durable before [`flush`](EventStore::flush), and one call need not be atomic,
+    /// but writes must survive a crash in order: afterwards the store holds every record up
+    /// to some seq and none after it (a prefix), or the damage is confined to records that
+    /// then fail their checksum (a torn tail). Each record is a whole unit of state change,
+    /// so a prefix of a call is the state of a crash a moment earlier; nothing was reported
+    /// durable before the flush that follows the call.
     fn append_batch(&mut self, records: &[EncodedRecord]) -> Result<(), JournalError>;
 
     /// Makes every earlier write durable (fsync or its equivalent).
