@@ -29,7 +29,7 @@ impl Partition {
     /// Handles one network request at engine time `now` and returns the answer. Every
     /// change it makes is in the pending events (see [`Partition::take_encoded`]).
     pub fn handle(&mut self, request: &Request, now: Timestamp) -> Answer {
-        self.expire_due(now, EXPIRIES_PER_COMMAND);
+        self.expire_due(now, EXPIRIES_PER_MESSAGE);
         if let Some(answer) = self.answers.get(&request.key) {
             // The same message again: the same answer, and nothing changes.
             return *answer;
@@ -580,7 +580,12 @@ fn funds_decline(short: FundsShort) -> Decline {
     }
 }
 
-/// The most holds one command expires (see `Partition::expire_due`).
+/// The most holds one network message expires before its own decision (see
+/// `Partition::expire_due`). Small, so that a burst of due holds (a quiet weekend, a clock
+/// jump) is spread over the messages that follow instead of stalling the few that find it:
+/// 256 per message made single answers wait milliseconds after a jump of the sandbox clock.
+pub const EXPIRIES_PER_MESSAGE: usize = 16;
+/// The most holds one expiry command expires (the periodic sweep, `Engine::expire_holds`).
 pub const EXPIRIES_PER_COMMAND: usize = 256;
 
 /// The most balance currencies of a profile the currency check looks at.
