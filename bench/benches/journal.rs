@@ -94,8 +94,10 @@ fn append_until_durable(journal: &Arc<Journal>, producers: u64, payload: &[u8]) 
     journal.wait_durable(last).unwrap();
 }
 
-/// The anchor: sled alone, one `apply_batch` + `flush` per batch, with the journal's sled
-/// settings. What group commit should approach; no budget of its own.
+/// The anchors: sled alone with the journal's sled settings, one `flush` per batch of
+/// records written either as one `apply_batch` (`sled_raw_batch_flush`) or as plain
+/// inserts, as the journal writes them (`sled_raw_insert_flush`). What group commit should
+/// approach; no budget of their own.
 fn raw_sled_anchor(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
@@ -108,29 +110,43 @@ fn raw_sled_anchor(c: &mut Criterion) {
     let tree = db.open_tree("journal").unwrap();
     let value = vec![0xA5_u8; PAYLOAD_BYTES + 5];
     let mut next_key: u64 = 0;
-    let mut group = c.benchmark_group("sled_raw_batch_flush");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(8));
-    for batch_records in [1_u64, 64, 256, 1024] {
-        group.throughput(Throughput::Elements(batch_records));
-        group.bench_with_input(
-            BenchmarkId::new("records_per_batch", batch_records),
-            &batch_records,
-            |b, &n| {
-                b.iter(|| {
-                    let mut batch = sled::Batch::default();
-                    for _ in 0..n {
-                        next_key += 1;
-                        batch.insert(&next_key.to_be_bytes()[..], value.as_slice());
-                    }
-                    tree.apply_batch(batch).unwrap();
-                    tree.flush().unwrap();
-                })
-            },
-        );
+    for as_batch in [true, false] {
+        let name = if as_batch {
+            "sled_raw_batch_flush"
+        } else {
+            "sled_raw_insert_flush"
+        };
+        let mut group = c.benchmark_group(name);
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(8));
+        for batch_records in [1_u64, 64, 256, 1024] {
+            group.throughput(Throughput::Elements(batch_records));
+            group.bench_with_input(
+                BenchmarkId::new("records_per_batch", batch_records),
+                &batch_records,
+                |b, &n| {
+                    b.iter(|| {
+                        let keys = (0..n).map(|_| {
+                            next_key += 1;
+                            next_key.to_be_bytes()
+                        });
+                        if as_batch {
+                            let mut batch = sled::Batch::default();
+                            keys.for_each(|key| batch.insert(&key[..], value.as_slice()));
+                            tree.apply_batch(batch).unwrap();
+                        } else {
+                            for key in keys {
+                                tree.insert(&key[..], value.as_slice()).unwrap();
+                            }
+                        }
+                        tree.flush().unwrap();
+                    })
+                },
+            );
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 /// Budget: `append` (seq, CRC, enqueue) under 2 us; a lone event durable within one flush
