@@ -31,11 +31,13 @@
 //! # Group commit
 //!
 //! The writer takes the first queued event, then whatever else is already queued, up to
-//! `batch_max` events or `batch_window` of collecting; applies them as one sled batch;
+//! `batch_max` events or `batch_window` of collecting; writes them to the store in order;
 //! flushes once; publishes the durable watermark ([`Journal::durable_seq`]); wakes
-//! [`Journal::wait_durable`] callers and runs [`Journal::on_durable`] callbacks. It never
-//! sleeps waiting for more events: while one flush runs, the next batch piles up in the
-//! queue, so batches grow with load by themselves and a lone event is flushed at once.
+//! [`Journal::wait_durable`] callers and runs [`Journal::on_durable`] callbacks. In sync
+//! mode it never sleeps waiting for more events: while one flush runs, the next batch piles
+//! up in the queue, so batches grow with load by themselves and a lone event is flushed at
+//! once. In async mode, where nobody waits, it takes the queue at most once per
+//! `ASYNC_WRITE_INTERVAL` (1 ms) instead of waking for every record.
 //! A full queue (`queue_capacity`) blocks `append`: that is the back-pressure.
 //!
 //! # Durability modes and the loss window
