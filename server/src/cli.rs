@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use cardcore_sim::load::stats::REPORT_INTERVAL_DEFAULT;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DurabilityMode, Role, Secret, TokenConfig};
@@ -346,6 +347,9 @@ pub struct LoadArgs {
     /// Where `report.json` and `latency.svg` are written (nothing is written without it).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// The length of one interval of the report's latency time series (`intervals`).
+    #[arg(long, default_value_t = REPORT_INTERVAL_DEFAULT.as_secs(), value_name = "S")]
+    pub report_interval_s: u64,
 }
 
 #[cfg(test)]
@@ -468,6 +472,8 @@ mod tests {
             "4",
             "--report-dir",
             "out",
+            "--report-interval-s",
+            "30",
         ])
         .unwrap();
         let Command::Sim(SimCommand::Load(load)) = cli.command else {
@@ -475,6 +481,7 @@ mod tests {
         };
         assert_eq!((load.cards, load.seed, load.connections), (100, 7, 4));
         assert_eq!(load.rate, Some(1000));
+        assert_eq!(load.report_interval_s, 30);
         let cli = Cli::try_parse_from(["cardcore", "sim", "replay", "a.jsonl", "b.jsonl"]).unwrap();
         let Command::Sim(SimCommand::Replay(replay)) = cli.command else {
             panic!("not sim replay");
