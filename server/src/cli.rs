@@ -108,6 +108,9 @@ pub struct ServeArgs {
     /// Longest ISO 8583 frame accepted, 64..=8192 [default: 8192].
     #[arg(long, value_name = "BYTES")]
     pub max_frame_bytes: Option<usize>,
+    /// Management API connections one IP address may hold at once [default: 64].
+    #[arg(long, value_name = "N")]
+    pub http_max_connections_per_peer: Option<usize>,
     /// How long shutdown waits for in-flight messages [default: 10].
     #[arg(long, value_name = "S")]
     pub shutdown_grace_s: Option<u64>,
@@ -204,6 +207,10 @@ impl ServeArgs {
         set(&mut c.iso.frame_timeout_s, self.frame_timeout_s);
         set(&mut c.iso.max_frame_bytes, self.max_frame_bytes);
         set(&mut c.iso.shutdown_grace_s, self.shutdown_grace_s);
+        set(
+            &mut c.http.max_connections_per_peer,
+            self.http_max_connections_per_peer,
+        );
         set(&mut c.lifecycle.hold_ttl_days, self.hold_ttl_days);
         set(
             &mut c.lifecycle.pre_auth_hold_ttl_days,
@@ -422,12 +429,15 @@ mod tests {
             "abc=profile:7",
             "--pan-key",
             "00112233445566778899AABBCCDDEEFF",
+            "--http-max-connections-per-peer",
+            "16",
         ])
         .into_config()
         .unwrap();
         assert_eq!(config.partitions, 8);
         assert_eq!(config.iso.idle_timeout_s, 9);
         assert_eq!(config.iso.max_connections, 3);
+        assert_eq!(config.http.max_connections_per_peer, 16);
         assert_eq!(config.durability.mode, DurabilityMode::Async);
         assert_eq!(config.durability.max_loss_ms, 5);
         assert_eq!(
