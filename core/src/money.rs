@@ -150,6 +150,8 @@ pub enum CurrencyError {
     UnknownAlpha(String),
     #[error("unknown ISO 4217 numeric currency code {0}")]
     UnknownNumeric(u16),
+    #[error("currency codes are written in upper case, as in ISO 4217: {upper} rather than {0:?}", upper = .0.to_ascii_uppercase())]
+    NotUpperCase(String),
 }
 
 impl Currency {
@@ -176,6 +178,16 @@ impl Currency {
             .position(|c| c.alpha.eq_ignore_ascii_case(alpha))
             .map(|i| Currency(i as u8))
             .ok_or_else(|| CurrencyError::UnknownAlpha(alpha.to_owned()))
+    }
+
+    /// The currency with this three-letter code as ISO 4217 writes it, in upper case
+    /// (`"EUR"`; `"eur"` is refused): the form JSON carries.
+    pub fn from_code(code: &str) -> Result<Currency, CurrencyError> {
+        let currency = Currency::from_alpha(code)?;
+        if currency.alpha() != code {
+            return Err(CurrencyError::NotUpperCase(code.to_owned()));
+        }
+        Ok(currency)
     }
 
     pub fn numeric(self) -> u16 {
@@ -220,7 +232,9 @@ impl FromStr for Currency {
     }
 }
 
-/// JSON carries the alphabetic code; binary formats (the journal) the ISO numeric code.
+/// JSON carries the alphabetic code in upper case (a payments API that took `"eur"` would
+/// let clients get away with a form the standard does not have); binary formats (the
+/// journal) the ISO numeric code.
 impl Serialize for Currency {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -238,7 +252,7 @@ impl<'de> Deserialize<'de> for Currency {
             return Currency::from_numeric(numeric).map_err(serde::de::Error::custom);
         }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Currency::from_alpha(&s).map_err(serde::de::Error::custom)
+        Currency::from_code(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -548,8 +562,20 @@ mod tests {
     fn serde_uses_alpha_codes() {
         let json = serde_json::to_string(&Currency::JPY).unwrap();
         assert_eq!(json, "\"JPY\"");
-        let back: Currency = serde_json::from_str("\"kwd\"").unwrap();
+        let back: Currency = serde_json::from_str("\"KWD\"").unwrap();
         assert_eq!(back, Currency::KWD);
         assert!(serde_json::from_str::<Currency>("\"ZZZ\"").is_err());
+        let lower = serde_json::from_str::<Currency>("\"kwd\"").unwrap_err();
+        assert!(
+            lower.to_string().contains("KWD rather than \"kwd\""),
+            "{lower}"
+        );
+        assert!(serde_json::from_str::<Currency>("\"Kwd\"").is_err());
+        // Text formats of the project's own (scenario files) may still read any case.
+        assert_eq!(Currency::from_alpha("kwd"), Ok(Currency::KWD));
+        assert_eq!(
+            Currency::from_code("kwd"),
+            Err(CurrencyError::NotUpperCase("kwd".into()))
+        );
     }
 }

@@ -84,7 +84,7 @@ pub enum RuleError {
     Empty,
     #[error("value {0:?} is not a four-digit MCC")]
     BadMcc(String),
-    #[error("value {0:?} is not an ISO 4217 currency code")]
+    #[error("value {0:?} is not an ISO 4217 currency code in upper case, such as \"EUR\"")]
     BadCurrency(String),
 }
 
@@ -113,7 +113,7 @@ impl Rule {
             RuleType::Currency => {
                 let mut ccys = values
                     .iter()
-                    .map(|v| Currency::from_alpha(v).map_err(|_| RuleError::BadCurrency(v.clone())))
+                    .map(|v| Currency::from_code(v).map_err(|_| RuleError::BadCurrency(v.clone())))
                     .collect::<Result<Vec<_>, _>>()?;
                 ccys.sort_unstable();
                 ccys.dedup();
@@ -209,6 +209,14 @@ mod tests {
             &strings(&["EURO"]),
         );
         assert_eq!(r, Err(RuleError::BadCurrency("EURO".into())));
+        let r = Rule::new(
+            RuleId(1),
+            RuleType::Currency,
+            RuleOperation::Allow,
+            "".into(),
+            &strings(&["eur"]),
+        );
+        assert_eq!(r, Err(RuleError::BadCurrency("eur".into())));
         let r = Rule::new(
             RuleId(1),
             RuleType::Mcc,

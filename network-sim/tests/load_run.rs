@@ -281,6 +281,9 @@ fn declined_traffic_reconciles_with_the_opening_balances() {
     assert_eq!(bank.clock_moves[2], 0);
     assert_eq!((bank.resets, bank.cards), (1, 300));
     assert_eq!(r.by_mti.values().sum::<u64>(), 1_500);
+    // The time series covers the run: every answer in one interval, the last ending with it.
+    assert_eq!(r.intervals.iter().map(|i| i.answered).sum::<u64>(), 1_500);
+    assert_eq!(r.intervals.last().map(|i| i.end_s), Some(r.duration_s));
     assert!(r.to_string().trim_end().ends_with("invariants: OK"));
 }
 

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use cardcore_sim::load::stats::REPORT_INTERVAL_DEFAULT;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DurabilityMode, Role, Secret, TokenConfig};
@@ -107,6 +108,9 @@ pub struct ServeArgs {
     /// Longest ISO 8583 frame accepted, 64..=8192 [default: 8192].
     #[arg(long, value_name = "BYTES")]
     pub max_frame_bytes: Option<usize>,
+    /// Management API connections one IP address may hold at once [default: 64].
+    #[arg(long, value_name = "N")]
+    pub http_max_connections_per_peer: Option<usize>,
     /// How long shutdown waits for in-flight messages [default: 10].
     #[arg(long, value_name = "S")]
     pub shutdown_grace_s: Option<u64>,
@@ -203,6 +207,10 @@ impl ServeArgs {
         set(&mut c.iso.frame_timeout_s, self.frame_timeout_s);
         set(&mut c.iso.max_frame_bytes, self.max_frame_bytes);
         set(&mut c.iso.shutdown_grace_s, self.shutdown_grace_s);
+        set(
+            &mut c.http.max_connections_per_peer,
+            self.http_max_connections_per_peer,
+        );
         set(&mut c.lifecycle.hold_ttl_days, self.hold_ttl_days);
         set(
             &mut c.lifecycle.pre_auth_hold_ttl_days,
@@ -346,6 +354,9 @@ pub struct LoadArgs {
     /// Where `report.json` and `latency.svg` are written (nothing is written without it).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// The length of one interval of the report's latency time series (`intervals`).
+    #[arg(long, default_value_t = REPORT_INTERVAL_DEFAULT.as_secs(), value_name = "S")]
+    pub report_interval_s: u64,
 }
 
 #[cfg(test)]
@@ -418,12 +429,15 @@ mod tests {
             "abc=profile:7",
             "--pan-key",
             "00112233445566778899AABBCCDDEEFF",
+            "--http-max-connections-per-peer",
+            "16",
         ])
         .into_config()
         .unwrap();
         assert_eq!(config.partitions, 8);
         assert_eq!(config.iso.idle_timeout_s, 9);
         assert_eq!(config.iso.max_connections, 3);
+        assert_eq!(config.http.max_connections_per_peer, 16);
         assert_eq!(config.durability.mode, DurabilityMode::Async);
         assert_eq!(config.durability.max_loss_ms, 5);
         assert_eq!(
@@ -468,6 +482,8 @@ mod tests {
             "4",
             "--report-dir",
             "out",
+            "--report-interval-s",
+            "30",
         ])
         .unwrap();
         let Command::Sim(SimCommand::Load(load)) = cli.command else {
@@ -475,6 +491,7 @@ mod tests {
         };
         assert_eq!((load.cards, load.seed, load.connections), (100, 7, 4));
         assert_eq!(load.rate, Some(1000));
+        assert_eq!(load.report_interval_s, 30);
         let cli = Cli::try_parse_from(["cardcore", "sim", "replay", "a.jsonl", "b.jsonl"]).unwrap();
         let Command::Sim(SimCommand::Replay(replay)) = cli.command else {
             panic!("not sim replay");

@@ -37,6 +37,7 @@ use cardcore_ledger::journal::{
 use serde::Deserialize;
 
 use crate::error::ServiceError;
+use crate::http::serve::HTTP_CONNECTIONS_MAX;
 
 /// Where the ISO 8583 listener binds by default: loopback, the customary port.
 pub const DEFAULT_ISO_LISTEN: &str = "127.0.0.1:8583";
@@ -62,6 +63,11 @@ pub const DEFAULT_FRAME_TIMEOUT_S: u64 = 10;
 /// Connections one peer address may hold at once by default: half the default bound, so a
 /// peer that floods connections leaves room for the others.
 pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = DEFAULT_MAX_CONNECTIONS / 2;
+/// Management API connections one peer address may hold at once by default: a client that
+/// opens connections without end takes this many of the listener's slots
+/// ([`HTTP_CONNECTIONS_MAX`]), not all of them. A reverse proxy in front of the API is one
+/// address: raise the bound there.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER: usize = 64;
 /// How long a graceful shutdown waits for connections to finish their in-flight messages.
 pub const DEFAULT_SHUTDOWN_GRACE_S: u64 = 10;
 /// A snapshot is written after this many journal records by default.
@@ -79,6 +85,8 @@ const _: () = assert!(MIN_FRAME_BYTES <= FRAME_MAX_LEN);
 const _: () = assert!(DEFAULT_MAX_CONNECTIONS_PER_PEER >= 1);
 const _: () = assert!(DEFAULT_MAX_CONNECTIONS_PER_PEER < DEFAULT_MAX_CONNECTIONS);
 const _: () = assert!(DEFAULT_FRAME_TIMEOUT_S <= DEFAULT_IDLE_TIMEOUT_S);
+const _: () = assert!(DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER >= 1);
+const _: () = assert!(DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER < HTTP_CONNECTIONS_MAX);
 
 /// Everything `cardcore serve` runs with.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -102,6 +110,7 @@ pub struct Config {
     pub durability: DurabilityConfig,
     pub journal: JournalSettings,
     pub iso: IsoSettings,
+    pub http: HttpSettings,
     pub lifecycle: LifecycleSettings,
     pub profile_limit_max: ProfileLimitMaxSettings,
     pub keys: KeysConfig,
@@ -122,6 +131,7 @@ impl Default for Config {
             durability: DurabilityConfig::default(),
             journal: JournalSettings::default(),
             iso: IsoSettings::default(),
+            http: HttpSettings::default(),
             lifecycle: LifecycleSettings::default(),
             profile_limit_max: ProfileLimitMaxSettings::default(),
             keys: KeysConfig::default(),
@@ -233,6 +243,24 @@ impl IsoSettings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_s)
+    }
+}
+
+/// Bounds of the management HTTP listener that a deployment may change (the others are
+/// constants of `http::serve` and `http::json`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Connections from one IP address at once; past it that address's new connections are
+    /// closed at once while others are still admitted.
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            max_connections_per_peer: DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER,
+        }
     }
 }
 
@@ -385,6 +413,10 @@ impl Config {
             return invalid("txn_capacity", "must be positive".to_owned());
         }
         self.iso.validate()?;
+        if !(1..=HTTP_CONNECTIONS_MAX).contains(&self.http.max_connections_per_peer) {
+            let problem = format!("must be 1..={HTTP_CONNECTIONS_MAX}");
+            return invalid("http.max_connections_per_peer", problem);
+        }
         self.validate_lifecycle()?;
         self.validate_tokens()?;
         self.journal_config(self.data_dir.clone())
@@ -546,6 +578,8 @@ mod tests {
             max_loss_ms = 25
             [iso]
             max_connections = 10
+            [http]
+            max_connections_per_peer = 8
             [keys]
             pan_key = "00112233445566778899AABBCCDDEEFF"
             [[tokens]]
@@ -567,6 +601,7 @@ mod tests {
         );
         assert_eq!(config.iso.max_connections, 10);
         assert_eq!(config.iso.max_in_flight_per_connection, 64);
+        assert_eq!(config.http.max_connections_per_peer, 8);
         let roles: Vec<&Role> = config.tokens.iter().map(|t| &t.role).collect();
         assert_eq!(
             roles,
@@ -612,6 +647,22 @@ mod tests {
                 Box::new(|c| c.iso.max_connections = IN_FLIGHT_TOTAL_MAX),
             ),
             ("iso.idle_timeout_s", Box::new(|c| c.iso.idle_timeout_s = 0)),
+            (
+                "iso.frame_timeout_s",
+                Box::new(|c| c.iso.frame_timeout_s = 0),
+            ),
+            (
+                "iso.max_connections_per_peer",
+                Box::new(|c| c.iso.max_connections_per_peer = 0),
+            ),
+            (
+                "http.max_connections_per_peer",
+                Box::new(|c| c.http.max_connections_per_peer = 0),
+            ),
+            (
+                "http.max_connections_per_peer",
+                Box::new(|c| c.http.max_connections_per_peer = HTTP_CONNECTIONS_MAX + 1),
+            ),
             (
                 "iso.max_frame_bytes",
                 Box::new(|c| c.iso.max_frame_bytes = 10),

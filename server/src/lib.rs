@@ -7,6 +7,7 @@
 //!   the engine (swappable for sandbox resets), the clock, metrics, tokens, durability.
 //! - [`metrics`]: counters and histograms, rendered for `GET /metrics`.
 //! - [`iso`]: the ISO 8583 listener (TCP, framing, pipelining, back-pressure).
+//! - `peers`: open connections per peer address, for both listeners' per-address bounds.
 //! - [`http`]: the management HTTP API (`http::router`).
 //! - [`logging`]: `tracing` setup.
 //! - [`server`]: [`Server`], both listeners around a service, and graceful shutdown.
@@ -21,6 +22,7 @@ pub mod iso;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+mod peers;
 pub mod server;
 pub mod service;
 pub mod sim;

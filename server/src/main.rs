@@ -7,6 +7,7 @@ use anyhow::Context;
 use cardcore_server::cli::{Cli, Command, DemoArgs, ServeArgs, SimCommand};
 use cardcore_server::config::{Config, Role, Secret, TokenConfig};
 use cardcore_server::{logging, sim, Server, Service};
+use cardcore_sim::load::stats::REPORT_INTERVAL_DEFAULT;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -92,6 +93,7 @@ fn run_demo_load(args: &DemoArgs, iso: &str, http: &str) -> anyhow::Result<bool>
         concurrency: Some(DEMO_CONCURRENCY),
         connections: DEMO_CONNECTIONS,
         report_dir: args.report_dir.clone(),
+        report_interval_s: REPORT_INTERVAL_DEFAULT.as_secs(),
     };
     sim::load(load)
 }

@@ -79,6 +79,33 @@ impl CloseReason {
     }
 }
 
+/// Why a listener closed a connection as soon as it accepted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every connection slot of the listener was taken.
+    ConnectionBound,
+    /// The peer's address already held its bound of connections.
+    PeerBound,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::ConnectionBound, Refusal::PeerBound];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::ConnectionBound => "connection_bound",
+            Refusal::PeerBound => "peer_bound",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Refusal::ConnectionBound => 0,
+            Refusal::PeerBound => 1,
+        }
+    }
+}
+
 /// A histogram over fixed bounds.
 #[derive(Debug)]
 pub struct Histogram {
@@ -147,6 +174,8 @@ pub struct Metrics {
     engine_errors: AtomicU64,
     /// HTTP responses by status class (1xx..5xx).
     http_responses: [AtomicU64; 5],
+    /// HTTP connections closed as soon as they were accepted, by [`Refusal`].
+    http_connections_refused: [AtomicU64; Refusal::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -173,6 +202,7 @@ impl Metrics {
             unanswerable: AtomicU64::new(0),
             engine_errors: AtomicU64::new(0),
             http_responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            http_connections_refused: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -263,6 +293,15 @@ impl Metrics {
 
     pub fn engine_error(&self) {
         self.engine_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one HTTP connection closed at once by the listener's bounds.
+    pub fn http_connection_refused(&self, why: Refusal) {
+        self.http_connections_refused[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn http_connections_refused(&self, why: Refusal) -> u64 {
+        self.http_connections_refused[why.index()].load(Ordering::Relaxed)
     }
 
     /// Counts one HTTP response (for the management API's middleware).
@@ -409,6 +448,17 @@ impl Metrics {
                 i + 1,
                 count.load(Ordering::Relaxed)
             );
+        }
+        let name = "cardcore_http_connections_refused_total";
+        header(
+            out,
+            name,
+            "counter",
+            "Management API connections closed at once, by the bound that refused them.",
+        );
+        for why in Refusal::ALL {
+            let count = self.http_connections_refused[why.index()].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {count}", why.as_str());
         }
     }
 }
@@ -680,6 +730,9 @@ mod tests {
         m.record_http_response(204);
         m.record_http_response(404);
         m.record_http_response(999);
+        m.http_connection_refused(Refusal::PeerBound);
+        m.http_connection_refused(Refusal::PeerBound);
+        assert_eq!(m.http_connections_refused(Refusal::PeerBound), 2);
         assert_eq!(m.connections_open(), 1);
         assert_eq!(m.connections_closed(CloseReason::Idle), 1);
         let mut out = String::new();
@@ -691,6 +744,8 @@ mod tests {
             "cardcore_http_responses_total{class=\"2xx\"} 1",
             "cardcore_http_responses_total{class=\"4xx\"} 1",
             "cardcore_http_responses_total{class=\"5xx\"} 0",
+            "cardcore_http_connections_refused_total{reason=\"peer_bound\"} 2",
+            "cardcore_http_connections_refused_total{reason=\"connection_bound\"} 0",
         ] {
             assert!(
                 out.contains(&format!("{line}\n")),

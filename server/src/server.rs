@@ -43,7 +43,13 @@ impl Server {
         let (shutdown, rx) = watch::channel(false);
         let iso = IsoListener::spawn(iso_listener, Arc::clone(&service), rx.clone())
             .map_err(|e| ServiceError::io("start the ISO 8583 listener", e))?;
-        let http = tokio::spawn(crate::http::serve::serve(http_listener, http, rx.clone()));
+        let http = tokio::spawn(crate::http::serve::serve(
+            http_listener,
+            http,
+            config.http,
+            Arc::clone(service.metrics()),
+            rx.clone(),
+        ));
         let maintenance = tokio::spawn(snapshot_when_due(Arc::clone(&service), rx.clone()));
         let expiry = tokio::spawn(expire_holds_periodically(Arc::clone(&service), rx));
         tracing::info!(iso = %iso.local_addr(), http = %http_addr, "listening");

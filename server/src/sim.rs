@@ -116,6 +116,7 @@ pub fn load_config(args: &LoadArgs, keys: &SimKeys, label: String) -> anyhow::Re
         },
         (None, None) => config.pacing,
     };
+    config.report_interval = Duration::from_secs(args.report_interval_s);
     config.validate()?;
     Ok(config)
 }

@@ -1,20 +1,23 @@
 //! Hostile input on the management API: a corpus of malformed requests replayed one by one
 //! (each refused with its status and a JSON error naming the field, none changing state),
 //! oversized and deeply nested bodies, oversized heads, and clients that send partial
-//! requests or open many connections while another client keeps being served.
+//! requests or open many connections while another client keeps being served; one address
+//! is held to its own connection bound.
 
 mod http_support;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use cardcore_server::config::DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER;
 use cardcore_server::http::json::BODY_READ_TIMEOUT;
 use cardcore_server::http::serve::{HTTP_CONNECTIONS_MAX, HTTP_HEAD_BYTES_MAX, HTTP_HEAD_TIMEOUT};
+use cardcore_server::metrics::Refusal;
 use http_support::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 const REQUEST_CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,6 +25,15 @@ const REQUEST_CORPUS: &str = concat!(
 );
 /// The idempotency key card orders and balances carry unless a case says otherwise.
 const DEFAULT_KEY: &str = "0b5e0000-0000-4000-8000-0000000000a1";
+/// Loopback addresses other than the well-behaved client's 127.0.0.1 (Linux routes all of
+/// 127/8 to loopback): the crowd's.
+const CROWD_IPS: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(127, 0, 0, 2),
+    Ipv4Addr::new(127, 0, 0, 3),
+    Ipv4Addr::new(127, 0, 0, 4),
+    Ipv4Addr::new(127, 0, 0, 5),
+];
+const REQUEST_HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,10 +214,13 @@ async fn a_bystander_is_served_while_others_stall_and_flood_connections() {
     let server = TestServer::start(true).await;
     fixture(&server).await;
     let addr = server.http;
-    // Partial heads, partial bodies, and a crowd of idle connections.
+    // Partial heads, partial bodies, and a crowd of idle connections, from addresses other
+    // than the bystander's, each under its own bound.
+    let crowd = |n: usize| IpAddr::V4(CROWD_IPS[n % CROWD_IPS.len()]);
+    const _: () = assert!(220 / CROWD_IPS.len() <= DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER);
     let mut stalled = Vec::new();
     for n in 0..20 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut stream = connect_from(crowd(n), addr).await;
         let partial = if n % 2 == 0 {
             "GET /v3/spend/profiles/1/cards HTTP/1.1\r\nHost: x\r\nAuthor".to_owned()
         } else {
@@ -214,8 +229,8 @@ async fn a_bystander_is_served_while_others_stall_and_flood_connections() {
         stream.write_all(partial.as_bytes()).await.unwrap();
         stalled.push(stream);
     }
-    for _ in 0..200 {
-        stalled.push(TcpStream::connect(addr).await.unwrap());
+    for n in 20..220 {
+        stalled.push(connect_from(crowd(n), addr).await);
     }
     let started = Instant::now();
     for _ in 0..20 {
@@ -285,7 +300,11 @@ async fn stalled_heads_bodies_and_idle_connections_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_bound_are_closed_at_once() {
-    let server = TestServer::start(true).await;
+    // One address may take every slot here.
+    let server = TestServer::start_with(true, |c| {
+        c.http.max_connections_per_peer = HTTP_CONNECTIONS_MAX;
+    })
+    .await;
     let addr = server.http;
     let mut held = Vec::with_capacity(HTTP_CONNECTIONS_MAX);
     for _ in 0..HTTP_CONNECTIONS_MAX {
@@ -294,20 +313,19 @@ async fn connections_past_the_bound_are_closed_at_once() {
     // Each held connection is in service once it answers; then the bound is full.
     let (last, rest) = held.split_last_mut().unwrap();
     for stream in std::iter::once(last).chain(rest.iter_mut().take(3)) {
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 12];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"HTTP/1.1 200");
+        assert_in_service(stream).await;
     }
-    let mut over = TcpStream::connect(addr).await.unwrap();
-    let _ = over
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await;
+    // From another address, so only the listener's own bound stands in the way.
+    let mut over = connect_from(IpAddr::V4(CROWD_IPS[0]), addr).await;
+    let _ = over.write_all(REQUEST_HEALTH).await;
     let took = closed_within(&mut over, Duration::from_secs(3)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
+    let metrics = server.service.metrics();
+    assert_eq!(
+        metrics.http_connections_refused(Refusal::ConnectionBound),
+        1
+    );
+    assert_eq!(metrics.http_connections_refused(Refusal::PeerBound), 0);
     // Slots come back as connections go.
     held.truncate(HTTP_CONNECTIONS_MAX - 10);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -325,6 +343,84 @@ async fn connections_past_the_bound_are_closed_at_once() {
     }
     drop(held);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_at_its_bound_does_not_keep_another_from_being_served() {
+    let server = TestServer::start(true).await;
+    let addr = server.http;
+    let greedy = IpAddr::V4(CROWD_IPS[0]);
+    let mut held = Vec::with_capacity(DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER);
+    for _ in 0..DEFAULT_HTTP_MAX_CONNECTIONS_PER_PEER {
+        held.push(connect_from(greedy, addr).await);
+    }
+    // Connections are admitted in order: once the last answers, all of them are counted.
+    assert_in_service(held.last_mut().unwrap()).await;
+
+    // The greedy address's next connection is closed at once...
+    let mut over = connect_from(greedy, addr).await;
+    let _ = over.write_all(REQUEST_HEALTH).await;
+    let took = closed_within(&mut over, Duration::from_secs(3)).await;
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let metrics = server.service.metrics();
+    assert_eq!(metrics.http_connections_refused(Refusal::PeerBound), 1);
+    assert_eq!(
+        metrics.http_connections_refused(Refusal::ConnectionBound),
+        0
+    );
+
+    // ...while another address gets in, several connections at once, and is served.
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        others.push(connect_from(IpAddr::V4(CROWD_IPS[1]), addr).await);
+    }
+    for stream in &mut others {
+        assert_in_service(stream).await;
+    }
+    server.get("/health", OPERATOR).await.expect(200);
+    sandbox_profile(&server, 1).await;
+    server
+        .get("/v3/spend/profiles/1/cards", P1)
+        .await
+        .expect(200);
+
+    // A slot of the greedy address comes back when one of its connections goes.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = connect_from(greedy, addr).await;
+        let request = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let _ = stream.write_all(request).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        if answer.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the address's slot did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((held, others));
+    server.stop().await;
+}
+
+/// Connects to `addr` from the loopback address `ip`.
+async fn connect_from(ip: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(ip, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Sends `GET /health` on a kept-alive connection and reads the status line: the
+/// connection was admitted and is served (once per connection: the rest of the answer is
+/// left unread).
+async fn assert_in_service(stream: &mut TcpStream) {
+    stream.write_all(REQUEST_HEALTH).await.unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
 }
 
 /// Waits until the server closes `stream` (anything it sends first is read and dropped);

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::ledger::{Amounts, LedgerStats, Reconciliation};
-use super::stats::RunStats;
+use super::stats::{IntervalStats, RunStats};
 use super::svg;
 
 /// Mismatches the text rendering lists (report.json keeps more).
@@ -72,6 +72,8 @@ pub struct ConfigSummary {
     pub clock_jump_every_messages: Option<u64>,
     pub clock_jump_ms: Option<i64>,
     pub response_timeout_ms: u64,
+    /// The length of one entry of `intervals`.
+    pub report_interval_s: f64,
 }
 
 /// The report. The first nine fields are the contract; the rest are extras.
@@ -107,6 +109,9 @@ pub struct LoadReport {
     /// Answers per second over the run.
     pub throughput_timeline_per_s: Vec<u64>,
     pub latency_percentiles: Vec<PercentilePoint>,
+    /// The latency time series: answers and percentiles of each interval of
+    /// `config.report_interval_s` since the traffic started (the last one may be shorter).
+    pub intervals: Vec<IntervalStats>,
 }
 
 /// What the expected ledger went through.
@@ -184,6 +189,7 @@ impl LoadReport {
             ledger,
             throughput_timeline_per_s: stats.answered_per_s,
             latency_percentiles,
+            intervals: stats.intervals,
         }
     }
 
@@ -418,7 +424,7 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     pub(crate) fn sample() -> LoadReport {
-        let mut stats = RunStats::new();
+        let mut stats = RunStats::with_interval(Duration::from_secs(1));
         for i in 0..1_000u64 {
             stats.on_sent("0100", Action::Purchase);
             let code = if i % 10 == 0 { *b"51" } else { *b"00" };
@@ -433,6 +439,7 @@ pub(crate) mod tests {
                 Duration::from_millis(i * 2),
             );
         }
+        stats.finish_intervals(Duration::from_millis(1_998));
         LoadReport::new(ReportInputs {
             seed: 42,
             config: ConfigSummary {
@@ -450,6 +457,7 @@ pub(crate) mod tests {
                 clock_jump_every_messages: None,
                 clock_jump_ms: None,
                 response_timeout_ms: 5_000,
+                report_interval_s: 1.0,
             },
             stats,
             duration_s: 2.0,
@@ -491,6 +499,13 @@ pub(crate) mod tests {
         assert_eq!(v["config"]["rate_per_s"], 500);
         assert_eq!(v["throughput_timeline_per_s"].as_array().unwrap().len(), 2);
         assert_eq!(v["ledger"]["open_at_end"], 3);
+        let intervals = v["intervals"].as_array().unwrap();
+        assert_eq!(intervals.len(), 2);
+        assert_eq!(intervals[1]["start_s"], 1.0);
+        assert_eq!(intervals[1]["answered"], 500);
+        // The second second's answers took 550 to 1,049 µs.
+        assert!(intervals[1]["latency_us"]["p50"].as_u64().unwrap() > 549);
+        assert_eq!(v["config"]["report_interval_s"], 1.0);
         let curve = v["latency_percentiles"].as_array().unwrap();
         assert!(curve.len() > 10);
         assert_eq!(curve.last().unwrap()["percentile"], 100.0);

@@ -31,7 +31,7 @@ use super::matcher::{read_answer, Matcher};
 use super::population::{Deployed, Population, PopulationConfig, PopulationError, SetupError};
 use super::progress::{Progress, ProgressMode};
 use super::report::{ConfigSummary, LedgerSummary, LoadReport, ReportInputs};
-use super::stats::RunStats;
+use super::stats::{RunStats, REPORT_INTERVAL_DEFAULT};
 use crate::scenario::{Target, TargetError, SCENARIO_START};
 
 /// Requests sent but not yet applied to the expected ledger (in flight, or answered and
@@ -75,12 +75,15 @@ pub struct LoadConfig {
     pub start: Timestamp,
     /// A request not answered within this is counted unanswered.
     pub response_timeout: Duration,
+    /// The length of one interval of the report's latency time series.
+    pub report_interval: Duration,
     pub progress: ProgressMode,
 }
 
 impl LoadConfig {
     /// Defaults: 20 s, closed loop with 64 in flight, the default traffic shape, the engine's
-    /// default hold lifetimes, the scenario start time, 5 s response timeout.
+    /// default hold lifetimes, the scenario start time, 5 s response timeout, 10 s report
+    /// intervals.
     pub fn new(cards: usize, seed: u64, zone_pin_key: ZonePinKey) -> LoadConfig {
         LoadConfig {
             target_label: "in-process".to_owned(),
@@ -93,6 +96,7 @@ impl LoadConfig {
             hold_ttl: HoldTtl::default(),
             start: SCENARIO_START,
             response_timeout: Duration::from_secs(5),
+            report_interval: REPORT_INTERVAL_DEFAULT,
             progress: ProgressMode::Auto,
         }
     }
@@ -117,6 +121,9 @@ impl LoadConfig {
             }
             _ if self.response_timeout.is_zero() => {
                 bad("the response timeout must be above zero".into())
+            }
+            _ if self.report_interval < Duration::from_secs(1) => {
+                bad("--report-interval-s must be at least 1".into())
             }
             _ => Ok(()),
         }
@@ -234,15 +241,14 @@ pub fn drive_load(
                 what: "running the engine's invariant check",
                 error,
             })?;
-    let duration_s = last_answer_at
-        .unwrap_or(started)
-        .duration_since(started)
-        .as_secs_f64();
+    let duration = last_answer_at.unwrap_or(started).duration_since(started);
+    let mut stats = stats;
+    stats.finish_intervals(duration);
     Ok(LoadReport::new(ReportInputs {
         seed: config.seed,
         config: summary(config, &population, driver.lanes()),
         stats,
-        duration_s,
+        duration_s: duration.as_secs_f64(),
         reconciliation,
         invariant_violations,
         ledger: LedgerSummary {
@@ -290,6 +296,7 @@ fn summary(config: &LoadConfig, population: &Population, connections: usize) -> 
         clock_jump_every_messages: jumps.map(|j| j.every_messages),
         clock_jump_ms: jumps.map(|j| j.by_ms),
         response_timeout_ms: u64::try_from(config.response_timeout.as_millis()).unwrap_or(u64::MAX),
+        report_interval_s: config.report_interval.as_secs_f64(),
     }
 }
 
@@ -374,7 +381,7 @@ impl<'a> Session<'a> {
             driver,
             generator,
             ledger,
-            stats: RunStats::new(),
+            stats: RunStats::with_interval(config.report_interval),
             in_flight: HashMap::new(),
             matcher: Matcher::new(lanes),
             order: InOrder::default(),

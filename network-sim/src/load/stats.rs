@@ -1,4 +1,5 @@
-//! What a run measures: the latency histogram, throughput per second, and counts by MTI,
+//! What a run measures: the latency histogram, throughput per second, the latency of each
+//! interval of the run (a time series, so a drift over a long run shows), and counts by MTI,
 //! action, response code and decline reason.
 
 use std::collections::BTreeMap;
@@ -6,8 +7,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use serde::Serialize;
+
 use super::matcher::{AnswerSummary, DISTINCT_REASONS_MAX, OTHER_REASON};
 use super::mix::Action;
+use super::report::Latency;
 
 /// The largest latency recorded as it is (an hour, in microseconds); longer ones are
 /// recorded as this.
@@ -16,6 +20,11 @@ pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 /// The longest run the per-second throughput timeline covers (a week).
 pub const TIMELINE_SECONDS_MAX: usize = 7 * 24 * 3600;
+/// The length of one interval of the latency time series unless the run says otherwise.
+pub const REPORT_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// Intervals a run keeps (a week of 10-second intervals); answers after the last one are
+/// counted in it.
+pub const INTERVALS_MAX: usize = 7 * 24 * 360;
 
 /// Counters and the histogram of one run.
 #[derive(Debug, Clone)]
@@ -43,6 +52,23 @@ pub struct RunStats {
     pub by_detailed_decline_reason: BTreeMap<String, u64>,
     /// Answers received in each second of the run.
     pub answered_per_s: Vec<u64>,
+    /// The latency time series: one entry per finished interval.
+    pub intervals: Vec<IntervalStats>,
+    /// The interval being filled: its latencies (reset when it closes) and its index.
+    interval: Duration,
+    interval_latency_us: Histogram<u64>,
+    interval_index: u64,
+    interval_answered: u64,
+}
+
+/// The answers of one interval of the run: those received from `start_s` (seconds since
+/// the traffic started) to `end_s`, and their latency percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IntervalStats {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub answered: u64,
+    pub latency_us: Latency,
 }
 
 impl Default for RunStats {
@@ -53,6 +79,11 @@ impl Default for RunStats {
 
 impl RunStats {
     pub fn new() -> RunStats {
+        RunStats::with_interval(REPORT_INTERVAL_DEFAULT)
+    }
+
+    /// Counters whose latency time series has one entry per `interval` (at least 1 ms).
+    pub fn with_interval(interval: Duration) -> RunStats {
         let histogram = || {
             Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS)
                 .expect("constant histogram bounds are valid")
@@ -73,6 +104,11 @@ impl RunStats {
             by_decline_reason: BTreeMap::new(),
             by_detailed_decline_reason: BTreeMap::new(),
             answered_per_s: Vec::new(),
+            intervals: Vec::new(),
+            interval: interval.max(Duration::from_millis(1)),
+            interval_latency_us: histogram(),
+            interval_index: 0,
+            interval_answered: 0,
         }
     }
 
@@ -98,6 +134,7 @@ impl RunStats {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         // Below the histogram's lowest value (1 µs) counts as 1 µs.
         self.latency_us.saturating_record(us.max(1));
+        self.record_in_interval(us.max(1), at);
         if answer.unreadable {
             self.unreadable_answers += 1;
         }
@@ -117,6 +154,51 @@ impl RunStats {
                 self.answered_per_s.resize(second + 1, 0);
             }
             self.answered_per_s[second] += 1;
+        }
+    }
+}
+
+impl RunStats {
+    /// Counts a latency in the interval of `at`. Answers reach the runner nearly in time
+    /// order; one that belongs to an interval already closed counts in the current one.
+    fn record_in_interval(&mut self, us: u64, at: Duration) {
+        let index = u64::try_from(at.as_nanos() / self.interval.as_nanos()).unwrap_or(u64::MAX);
+        let last = INTERVALS_MAX as u64 - 1;
+        let index = index.min(last);
+        while self.interval_index < index {
+            self.close_interval(None);
+        }
+        self.interval_latency_us.saturating_record(us);
+        self.interval_answered += 1;
+    }
+
+    /// Closes the interval being filled (which ends at `end`, or after a whole interval),
+    /// and starts the next one. Empty intervals are kept: a stall shows as a gap.
+    fn close_interval(&mut self, end: Option<Duration>) {
+        let index = u32::try_from(self.interval_index).unwrap_or(u32::MAX);
+        let start = self.interval.saturating_mul(index);
+        let end = end.unwrap_or(start + self.interval).max(start);
+        self.intervals.push(IntervalStats {
+            start_s: start.as_secs_f64(),
+            end_s: end.as_secs_f64(),
+            answered: self.interval_answered,
+            latency_us: Latency::of(&self.interval_latency_us),
+        });
+        self.interval_latency_us.reset();
+        self.interval_answered = 0;
+        self.interval_index += 1;
+    }
+
+    /// Closes the intervals up to `end` (the end of the traffic, since its start): the last
+    /// one is usually shorter than the others.
+    pub fn finish_intervals(&mut self, end: Duration) {
+        let index = u64::try_from(end.as_nanos() / self.interval.as_nanos()).unwrap_or(u64::MAX);
+        let index = index.min(INTERVALS_MAX as u64 - 1);
+        while self.interval_index < index {
+            self.close_interval(None);
+        }
+        if self.interval_answered > 0 || self.intervals.is_empty() {
+            self.close_interval(Some(end));
         }
     }
 }
@@ -173,6 +255,63 @@ mod tests {
         assert_eq!(s.latency_us.len(), 3);
         assert_eq!(s.latency_us.min(), 1);
         assert!((119..=121).contains(&s.latency_us.max()));
+    }
+
+    #[test]
+    fn each_interval_has_its_own_percentiles_and_a_stall_leaves_an_empty_one() {
+        let mut s = RunStats::with_interval(Duration::from_secs(10));
+        let ok = answer(b"00", None);
+        // Interval 0: 100 answers at 100 µs; interval 1: nothing; interval 2: 99 answers at
+        // 200 µs and one at 5 ms; then a partial interval 3 ending at 31.5 s.
+        for i in 0..100 {
+            s.on_answer(
+                &ok,
+                Duration::from_micros(100),
+                Duration::from_millis(i * 50),
+            );
+        }
+        for i in 0..100 {
+            let latency = if i == 99 { 5_000 } else { 200 };
+            let at = Duration::from_millis(20_000 + i * 50);
+            s.on_answer(&ok, Duration::from_micros(latency), at);
+        }
+        s.on_answer(
+            &ok,
+            Duration::from_micros(300),
+            Duration::from_millis(31_500),
+        );
+        s.finish_intervals(Duration::from_millis(31_500));
+        let answered: Vec<u64> = s.intervals.iter().map(|i| i.answered).collect();
+        assert_eq!(answered, [100, 0, 100, 1]);
+        let starts: Vec<f64> = s.intervals.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, [0.0, 10.0, 20.0, 30.0]);
+        assert_eq!(s.intervals[3].end_s, 31.5);
+        let near = |got: u64, want: u64| got.abs_diff(want) <= want / 100;
+        assert!(near(s.intervals[0].latency_us.p99, 100));
+        assert_eq!(s.intervals[1].latency_us, Latency::default());
+        // The histogram was reset: interval 2 does not see interval 0's values.
+        assert!(near(s.intervals[2].latency_us.p50, 200));
+        assert!(near(s.intervals[2].latency_us.max, 5_000));
+        assert!(near(s.intervals[2].latency_us.p99, 200));
+        assert!(near(s.intervals[3].latency_us.p50, 300));
+        // The whole-run histogram has them all.
+        assert_eq!(s.latency_us.len(), 201);
+    }
+
+    #[test]
+    fn a_late_answer_counts_in_the_current_interval_and_a_run_ends_on_a_boundary() {
+        let mut s = RunStats::with_interval(Duration::from_secs(1));
+        let ok = answer(b"00", None);
+        s.on_answer(&ok, Duration::from_micros(10), Duration::from_millis(1_500));
+        s.on_answer(&ok, Duration::from_micros(10), Duration::from_millis(900));
+        s.finish_intervals(Duration::from_secs(2));
+        let answered: Vec<u64> = s.intervals.iter().map(|i| i.answered).collect();
+        assert_eq!(answered, [0, 2]);
+        assert_eq!(s.intervals[1].end_s, 2.0);
+        let mut empty = RunStats::with_interval(Duration::from_secs(1));
+        empty.finish_intervals(Duration::ZERO);
+        assert_eq!(empty.intervals.len(), 1);
+        assert_eq!(empty.intervals[0].answered, 0);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The latency plot of a run, as a self-contained SVG written by hand: the percentile curve
 //! on a "nines" axis (0%, 90%, 99%, 99.9% ... evenly spaced, the way HdrHistogram plots
-//! are read) and the answered requests in each second of the run.
+//! are read), the answered requests in each second of the run, and p50, p99 and p99.9 of
+//! each report interval (a drift over a long run shows there).
 
 use std::fmt::Write;
 
 use super::report::{group, LoadReport, PercentilePoint};
+use super::stats::IntervalStats;
 
 const WIDTH: f64 = 900.0;
-const HEIGHT: f64 = 720.0;
+const HEIGHT: f64 = 1_000.0;
 const LEFT: f64 = 90.0;
 const RIGHT: f64 = 870.0;
 /// Top and bottom of the two panels.
@@ -15,6 +17,10 @@ const CURVE_TOP: f64 = 70.0;
 const CURVE_BOTTOM: f64 = 360.0;
 const RATE_TOP: f64 = 450.0;
 const RATE_BOTTOM: f64 = 670.0;
+const SERIES_TOP: f64 = 760.0;
+const SERIES_BOTTOM: f64 = 950.0;
+/// The percentiles the time series panel draws, with their colours.
+const SERIES: [(&str, &str); 3] = [("p50", "#1f5fbf"), ("p99", "#d0761c"), ("p99.9", "#b02a2a")];
 /// The nines axis shows at least 99.9% and at most 99.9999%.
 const NINES_MIN: u32 = 3;
 const NINES_MAX: u32 = 6;
@@ -39,6 +45,7 @@ pub fn latency_plot(report: &LoadReport) -> String {
     text(&mut svg, WIDTH / 2.0, 24.0, "middle", 15.0, &title);
     curve_panel(&mut svg, &report.latency_percentiles);
     rate_panel(&mut svg, &report.throughput_timeline_per_s);
+    series_panel(&mut svg, &report.intervals);
     svg.push_str("</svg>\n");
     svg
 }
@@ -105,6 +112,59 @@ fn rate_panel(svg: &mut String, per_s: &[u64]) {
     while s <= seconds as u64 {
         let x = LEFT + bar * s as f64;
         text(svg, x, RATE_BOTTOM + 18.0, "middle", 12.0, &format!("{s}s"));
+        s += step;
+    }
+}
+
+/// p50, p99 and p99.9 of each interval, one point per interval at its end.
+fn series_panel(svg: &mut String, intervals: &[IntervalStats]) {
+    let title = match intervals.first() {
+        Some(i) => format!(
+            "Latency per {} s interval (µs): p50, p99, p99.9",
+            i.end_s - i.start_s
+        ),
+        None => "Latency per interval (µs)".to_owned(),
+    };
+    text(svg, LEFT, SERIES_TOP - 14.0, "start", 13.0, &title);
+    let pick = |i: &IntervalStats, k: usize| match k {
+        0 => i.latency_us.p50,
+        1 => i.latency_us.p99,
+        _ => i.latency_us.p999,
+    };
+    let y_max = nice_ceiling(intervals.iter().map(|i| pick(i, 2)).max().unwrap_or(0));
+    y_axis(svg, SERIES_TOP, SERIES_BOTTOM, y_max);
+    let t_max = intervals.last().map_or(1.0, |i| i.end_s).max(1.0);
+    let x_of = |t: f64| LEFT + (RIGHT - LEFT) * t / t_max;
+    let y_of = |v: u64| SERIES_BOTTOM - (SERIES_BOTTOM - SERIES_TOP) * v as f64 / y_max as f64;
+    for (k, (label, colour)) in SERIES.iter().enumerate() {
+        let points: Vec<String> = intervals
+            .iter()
+            .map(|i| format!("{:.1},{:.1}", x_of(i.end_s), y_of(pick(i, k))))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let x = RIGHT - 150.0 + 50.0 * k as f64;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{:.1}" width="10" height="10" fill="{colour}"/>"#,
+            SERIES_TOP - 24.0
+        );
+        text(svg, x + 14.0, SERIES_TOP - 15.0, "start", 11.0, label);
+    }
+    let step = nice_ceiling((t_max as u64).div_ceil(10)).max(1);
+    let mut s = 0;
+    while s as f64 <= t_max {
+        text(
+            svg,
+            x_of(s as f64),
+            SERIES_BOTTOM + 18.0,
+            "middle",
+            12.0,
+            &format!("{s}s"),
+        );
         s += step;
     }
 }
@@ -209,12 +269,15 @@ mod tests {
     }
 
     #[test]
-    fn plot_has_both_panels() {
+    fn plot_has_its_three_panels() {
         let svg = latency_plot(&sample());
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("Latency by percentile"));
         assert!(svg.contains("Answers per second"));
+        assert!(svg.contains("Latency per 1 s interval"));
+        // The percentile curve and one line per percentile of the time series.
+        assert_eq!(svg.matches("<polyline").count(), 4);
         assert!(svg.contains("<polyline"));
         assert!(svg.contains(">99.9%<"));
         // One bar per second of the run (the sample spans two).

@@ -6,8 +6,10 @@
 //! could hold any number of connections open by never finishing a request head, each with
 //! its buffer. Here:
 //!
-//! - at most [`HTTP_CONNECTIONS_MAX`] connections are served at once; one more is accepted,
-//!   logged and closed at once;
+//! - at most [`HTTP_CONNECTIONS_MAX`] connections are served at once, and at most
+//!   `http.max_connections_per_peer` from one IP address, so one client opening connections
+//!   without end leaves room for the others; one more is accepted, logged, counted in
+//!   `cardcore_http_connections_refused_total{reason}` and closed at once;
 //! - a request head must arrive whole within [`HTTP_HEAD_TIMEOUT`] of when the connection
 //!   starts waiting for it, which also closes keep-alive connections idle for as long;
 //! - a request head may hold at most [`HTTP_HEAD_BYTES_MAX`] bytes (431 past it);
@@ -27,7 +29,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::config::HttpSettings;
 use crate::iso::stopped;
+use crate::metrics::{Metrics, Refusal};
+use crate::peers::PeerCounts;
 
 /// HTTP connections served at once.
 pub const HTTP_CONNECTIONS_MAX: usize = 1_024;
@@ -46,9 +51,12 @@ const _: () = assert!(HTTP_HEAD_BYTES_MAX >= 8 * 1024);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    settings: HttpSettings,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
+    let peers = Arc::new(PeerCounts::new(settings.max_connections_per_peer));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -69,7 +77,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(peer_slot) = peers.try_take(peer.ip()) else {
+            metrics.http_connection_refused(Refusal::PeerBound);
+            let max = peers.max_per_peer();
+            tracing::warn!(%peer, max, "HTTP connection refused: this peer's connection bound reached");
+            drop(stream);
+            continue;
+        };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics.http_connection_refused(Refusal::ConnectionBound);
             tracing::warn!(%peer, max = HTTP_CONNECTIONS_MAX, "HTTP connection refused: connection bound reached");
             drop(stream);
             continue;
@@ -84,6 +100,7 @@ pub async fn serve(
                 tracing::debug!(%peer, %error, "HTTP connection ended with an error");
             }
             drop(slot);
+            drop(peer_slot);
         });
     }
     drop(listener);

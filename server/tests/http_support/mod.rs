@@ -41,6 +41,11 @@ impl TestServer {
     /// A server with a fresh data directory, listening on loopback port 0, with the test
     /// tokens configured.
     pub async fn start(sandbox: bool) -> TestServer {
+        TestServer::start_with(sandbox, |_| {}).await
+    }
+
+    /// [`TestServer::start`] with the configuration changed by `configure` first.
+    pub async fn start_with(sandbox: bool, configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -59,6 +64,7 @@ impl TestServer {
             config.tokens.push(token(OPERATOR, Role::Operator));
         }
         config.apply_sandbox_defaults();
+        configure(&mut config);
         let service = tokio::task::spawn_blocking(move || Service::open(config))
             .await
             .expect("open task")

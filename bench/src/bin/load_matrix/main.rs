@@ -7,6 +7,8 @@
 //!   cell, with the server's CPU time per message and its resident memory before the traffic.
 //! - `max-rate`: per cell, the highest open-loop rate whose p99 stays under a bound.
 //! - `recovery`: time to reopen a data directory whose journal holds about a million events.
+//! - `soak`: one long open-loop run at a fixed rate, as a time series of latency, memory and
+//!   CPU per message, with a verdict on whether p99 and memory stayed flat (`soak.rs`).
 //!
 //! Each run writes its files under `OUT/runs/NAME/` (the server's log and `/metrics`, the
 //! simulator's report) and appends one JSON line to `OUT/results.jsonl`; each command ends
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+
+mod soak;
 
 /// How often a run samples the server's metrics, CPU time and memory.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -65,6 +69,8 @@ enum Cmd {
     Recovery(RecoveryArgs),
     /// Resident memory per card of a partition holding --cards cards, in this process.
     Memory(MemoryArgs),
+    /// One long open-loop run at --rate: latency, memory and CPU per --interval-s.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,9 +84,6 @@ struct Common {
     /// Seed of population and traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Traffic per run, in seconds.
-    #[arg(long, default_value_t = 15)]
-    duration_s: u64,
     /// TCP connections of the load generator.
     #[arg(long, default_value_t = 4)]
     connections: u64,
@@ -93,6 +96,9 @@ struct Common {
 struct MatrixArgs {
     #[command(flatten)]
     common: Common,
+    /// Traffic per run, in seconds.
+    #[arg(long, default_value_t = 15)]
+    duration_s: u64,
     #[arg(long, value_delimiter = ',', default_value = "sync,async")]
     durability: Vec<Durability>,
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
@@ -108,6 +114,9 @@ struct MatrixArgs {
 struct MaxRateArgs {
     #[command(flatten)]
     common: Common,
+    /// Traffic per probe, in seconds.
+    #[arg(long, default_value_t = 15)]
+    duration_s: u64,
     #[arg(long, value_delimiter = ',', default_value = "sync,async")]
     durability: Vec<Durability>,
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
@@ -146,6 +155,9 @@ struct MemoryArgs {
     /// Cards issued, two per profile as in the load population.
     #[arg(long, default_value_t = 1_000_000)]
     cards: u64,
+    /// Authorisations approved on one card afterwards, in a partition of their own (0: none).
+    #[arg(long, default_value_t = 1_000_000)]
+    transactions: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,7 +212,11 @@ fn main() -> Result<()> {
         Cmd::Matrix(args) => matrix(&args),
         Cmd::MaxRate(args) => max_rate(&args),
         Cmd::Recovery(args) => recovery(&args),
-        Cmd::Memory(args) => memory::run(args.cards),
+        Cmd::Memory(args) => {
+            memory::run(args.cards)?;
+            memory::run_transactions(args.transactions)
+        }
+        Cmd::Soak(args) => soak::run(&args),
     }
 }
 
@@ -228,7 +244,10 @@ fn matrix(args: &MatrixArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
     for cell in cells(&args.durability, &args.partitions, &args.cards) {
-        let run = run_cell(c, cell, pacing, &Traffic::Seconds(c.duration_s), &[])?;
+        let run = run_cell(
+            c,
+            &RunSpec::new(cell, pacing, Traffic::Seconds(args.duration_s)),
+        )?;
         eprintln!("{}", row_of(&run));
         rows.push(run);
     }
@@ -242,56 +261,120 @@ enum Traffic {
     Messages(u64),
 }
 
-/// Starts a fresh server for `cell`, runs the generator against it, stops it, and returns
-/// everything measured, also appended to `results.jsonl`.
-fn run_cell(
-    c: &Common,
+/// What one run is: the server's cell, the generator's pacing and traffic, and flags added
+/// to either command line.
+#[derive(Debug, Clone)]
+struct RunSpec {
     cell: Cell,
     pacing: Pacing,
-    traffic: &Traffic,
-    extra_serve: &[String],
-) -> Result<Value> {
-    let name = format!(
-        "{}-p{}-{}-{}",
-        cell.durability.as_str(),
-        cell.partitions,
-        cell.cards,
-        pacing.label()
-    );
+    traffic: Traffic,
+    extra_serve: Vec<String>,
+    extra_load: Vec<String>,
+}
+
+impl RunSpec {
+    fn new(cell: Cell, pacing: Pacing, traffic: Traffic) -> RunSpec {
+        RunSpec {
+            cell,
+            pacing,
+            traffic,
+            extra_serve: Vec::new(),
+            extra_load: Vec::new(),
+        }
+    }
+
+    /// `sync-p1-10000-r8000`: the run's folder under `OUT/runs/`.
+    fn name(&self) -> String {
+        let cell = self.cell;
+        format!(
+            "{}-p{}-{}-{}",
+            cell.durability.as_str(),
+            cell.partitions,
+            cell.cards,
+            self.pacing.label()
+        )
+    }
+}
+
+/// Everything one run produced, before it is summarised.
+struct RunOutput {
+    name: String,
+    dir: PathBuf,
+    status: ExitStatus,
+    /// The driver's samples, every [`SAMPLE_INTERVAL`] while the generator ran.
+    samples: Vec<Sample>,
+    wall_s: f64,
+    /// The generator's `report.json`.
+    report: Value,
+    /// The server's `/metrics` just before it was stopped.
+    metrics: String,
+    rss_empty_kib: u64,
+    server_start_s: f64,
+    serve_args: Vec<String>,
+    loadavg_before: f64,
+}
+
+/// Starts a fresh server for `spec`, runs the generator against it, stops it, and returns
+/// everything measured, also appended to `results.jsonl`.
+fn run_cell(c: &Common, spec: &RunSpec) -> Result<Value> {
+    let run = run_once(c, spec)?;
+    let result = summary_of(&run, spec);
+    append_line(&c.out.join("results.jsonl"), &result)?;
+    Ok(result)
+}
+
+/// Starts a fresh server for `spec`, runs the generator against it and stops it.
+fn run_once(c: &Common, spec: &RunSpec) -> Result<RunOutput> {
+    let name = spec.name();
     let dir = c.out.join("runs").join(&name);
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
     }
     fs::create_dir_all(&dir)?;
-    let load_before = loadavg();
+    let loadavg_before = loadavg();
     let mut serve_args = c.serve_args.clone();
-    serve_args.extend_from_slice(extra_serve);
-    let mut server = Server::start(&c.cardcore, &dir, cell, &serve_args)?;
-    let measured = drive(c, &server, cell, pacing, traffic, &dir);
+    serve_args.extend_from_slice(&spec.extra_serve);
+    let mut server = Server::start(&c.cardcore, &dir, spec.cell, &serve_args)?;
+    let measured = drive(c, &server, spec, &dir);
     let metrics = server.metrics().unwrap_or_default();
     fs::write(dir.join("metrics.txt"), &metrics)?;
     server.stop()?;
     let (status, samples, wall_s) = measured?;
     let report = read_report(&dir)?;
-    let mut result = summarise(&report, &samples, &metrics, server.rss_empty_kib);
+    Ok(RunOutput {
+        name,
+        dir,
+        status,
+        samples,
+        wall_s,
+        report,
+        metrics,
+        rss_empty_kib: server.rss_empty_kib,
+        server_start_s: server.start_s,
+        serve_args,
+        loadavg_before,
+    })
+}
+
+/// The run's figures: the generator's report, plus what the samples and `/metrics` say.
+fn summary_of(run: &RunOutput, spec: &RunSpec) -> Value {
+    let mut result = summarise(&run.report, &run.samples, &run.metrics, run.rss_empty_kib);
+    let cell = spec.cell;
     let extra = json!({
-        "name": name, "durability": cell.durability.as_str(), "partitions": cell.partitions,
-        "cards": cell.cards, "pacing": pacing.label(), "load_exit_ok": status.success(),
-        "wall_s": wall_s, "loadavg_before": load_before, "loadavg_after": loadavg(),
-        "serve_args": serve_args, "server_start_s": server.start_s,
+        "name": run.name, "durability": cell.durability.as_str(), "partitions": cell.partitions,
+        "cards": cell.cards, "pacing": spec.pacing.label(), "load_exit_ok": run.status.success(),
+        "wall_s": run.wall_s, "loadavg_before": run.loadavg_before, "loadavg_after": loadavg(),
+        "serve_args": run.serve_args, "server_start_s": run.server_start_s,
     });
     merge(&mut result, extra);
-    append_line(&c.out.join("results.jsonl"), &result)?;
-    Ok(result)
+    result
 }
 
 /// Runs `cardcore sim load` against `server` and samples both processes until it exits.
 fn drive(
     c: &Common,
     server: &Server,
-    cell: Cell,
-    pacing: Pacing,
-    traffic: &Traffic,
+    spec: &RunSpec,
     dir: &Path,
 ) -> Result<(ExitStatus, Vec<Sample>, f64)> {
     let mut cmd = Command::new(&c.cardcore);
@@ -299,13 +382,14 @@ fn drive(
         .arg(format!("tcp://{}", server.iso_addr))
         .arg("--admin")
         .arg(format!("http://{}", server.http_addr))
-        .args(["--cards", &cell.cards.to_string()])
+        .args(["--cards", &spec.cell.cards.to_string()])
         .args(["--seed", &c.seed.to_string()])
         .args(["--connections", &c.connections.to_string()])
-        .args(pacing.flags())
+        .args(spec.pacing.flags())
         .arg("--report-dir")
-        .arg(dir.join("report"));
-    match traffic {
+        .arg(dir.join("report"))
+        .args(&spec.extra_load);
+    match spec.traffic {
         Traffic::Seconds(s) => cmd.args(["--duration", &format!("{s}s")]),
         Traffic::Messages(n) => cmd.args(["--messages", &n.to_string()]),
     };
@@ -837,7 +921,8 @@ fn rate_of(run: &Option<Value>) -> Option<u64> {
 fn probe(args: &MaxRateArgs, cell: Cell, rate_per_s: u64) -> Result<Value> {
     let c = &args.common;
     let pacing = Pacing::Open { rate_per_s };
-    let mut run = run_cell(c, cell, pacing, &Traffic::Seconds(c.duration_s), &[])?;
+    let spec = RunSpec::new(cell, pacing, Traffic::Seconds(args.duration_s));
+    let mut run = run_cell(c, &spec)?;
     let kept = run["throughput_per_s"].as_f64().unwrap_or(0.0) * 100.0 / rate_per_s as f64;
     let p99 = run["latency_us"]["p99"].as_u64().unwrap_or(u64::MAX);
     let passed = run["load_exit_ok"].as_bool() == Some(true)
@@ -872,13 +957,9 @@ fn recovery(args: &RecoveryArgs) -> Result<()> {
         concurrency: args.concurrency,
     };
     let no_snapshots = ["--snapshot-every-records".to_owned(), "0".to_owned()];
-    let fill = run_cell(
-        c,
-        cell,
-        pacing,
-        &Traffic::Messages(args.messages),
-        &no_snapshots,
-    )?;
+    let mut spec = RunSpec::new(cell, pacing, Traffic::Messages(args.messages));
+    spec.extra_serve = no_snapshots.to_vec();
+    let fill = run_cell(c, &spec)?;
     let name = fill["name"]
         .as_str()
         .context("the fill run's name")?
@@ -923,7 +1004,7 @@ mod memory {
     //! partition takes `cards` cards (two per profile; every profile with a EUR balance, half
     //! with a GBP one too; every card with a PIN verification value and a CVV2 value), plus
     //! the engine's two routing maps (PAN fingerprint and card token to profile) filled the
-    //! same way. Resident memory, not requested bytes: the allocator's overhead counts, as it
+    //! same way. And what a transaction costs: see [`run_transactions`]. Resident memory, not requested bytes: the allocator's overhead counts, as it
     //! does in a server.
 
     use std::collections::HashMap;
@@ -933,7 +1014,7 @@ mod memory {
 
     use anyhow::{Context, Result};
     use cardcore_authz::app::{AppData, SharedAppData};
-    use cardcore_authz::fixture::{test_keys, FIXTURE_START};
+    use cardcore_authz::fixture::{eur, test_keys, Fixture, FIXTURE_START};
     use cardcore_authz::management::IssueCard;
     use cardcore_authz::partition::Lifecycle;
     use cardcore_authz::{Partition, PartitionConfig};
@@ -945,6 +1026,9 @@ mod memory {
 
     /// The opening balance of every profile, in minor units.
     const FUNDS_MINOR: i64 = 100_000;
+    /// Transactions a partition reserves room for up front: the server's default
+    /// (`txn_capacity`).
+    const TXN_CAPACITY: usize = 1024;
 
     pub fn run(cards: u64) -> Result<()> {
         let profiles = cards.div_ceil(2);
@@ -986,6 +1070,42 @@ mod memory {
             per(rss2, rss3, cards),
             per(rss0, rss3, cards),
             std::mem::size_of::<cardcore_authz::Card>(),
+        );
+        Ok(())
+    }
+
+    /// What the history of transactions costs: the growth of this process's resident set
+    /// while a partition approves `transactions` authorisations of one card. The partition
+    /// keeps every transaction's record, the answer and the transaction of every network
+    /// message (for duplicates and follow-ups) and a place in the expiry queue; the hash
+    /// tables double as they fill, as in a server (1,024 transactions reserved up front).
+    pub fn run_transactions(transactions: u64) -> Result<()> {
+        if transactions == 0 {
+            return Ok(());
+        }
+        let funds = eur(i64::try_from(transactions)?.saturating_mul(100));
+        let mut f = Fixture::new(funds, TXN_CAPACITY);
+        let started = Instant::now();
+        let rss0 = rss()?;
+        let mut approved = 0u64;
+        for _ in 0..transactions {
+            let request = f.purchase(eur(1));
+            let answer = f.partition.handle(&request, FIXTURE_START);
+            approved += u64::from(answer.response_code.is_approved());
+            black_box(f.partition.take_encoded());
+        }
+        let rss1 = rss()?;
+        black_box(&f);
+        println!(
+            "memory: {transactions} authorisations on one card, {approved} approved ({:.2} s): \
+             resident set {rss0} KiB -> {rss1} KiB\n  per transaction: {:.0} B\n  \
+             size_of::<TxnRecord>() = {} B, size_of::<Answer>() = {} B, \
+             size_of::<MessageKey>() = {} B",
+            started.elapsed().as_secs_f64(),
+            (rss1.saturating_sub(rss0) * 1024) as f64 / transactions as f64,
+            std::mem::size_of::<cardcore_authz::TxnRecord>(),
+            std::mem::size_of::<cardcore_authz::Answer>(),
+            std::mem::size_of::<cardcore_authz::MessageKey>(),
         );
         Ok(())
     }
