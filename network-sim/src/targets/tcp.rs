@@ -428,6 +428,22 @@ impl Target for TcpTarget {
         let out: InvariantsOut = self.admin.get("/v1/sandbox/invariants")?;
         Ok(out.violations)
     }
+
+    /// A client of the same server: the same API and token, and an ISO connection that is
+    /// opened only if it sends a message. Every HTTP call has its own connection anyway.
+    fn fork(&self) -> Option<Box<dyn Target + Send>> {
+        let iso = IsoLink {
+            target: self.iso.target.clone(),
+            addrs: self.iso.addrs.clone(),
+            stream: None,
+            answer_timeout: self.iso.answer_timeout,
+        };
+        Some(Box::new(TcpTarget {
+            zpk: self.zpk.clone(),
+            iso,
+            admin: self.admin.clone(),
+        }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -777,6 +793,7 @@ struct FieldErrorOut {
 // The management API over HTTP/1.1.
 
 /// The management API at one base URL, called with the operator token.
+#[derive(Clone)]
 struct AdminApi {
     /// As given, for messages.
     url: String,
