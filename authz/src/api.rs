@@ -70,7 +70,7 @@ impl Engine {
         let card = self
             .on_partition(profile, move |p| p.issue_card(issue, now))?
             .0?;
-        self.index_card(card.fingerprint, card.token, profile);
+        self.index_card(card.fingerprint, profile);
         Ok(card)
     }
 

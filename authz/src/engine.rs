@@ -5,12 +5,12 @@
 //! benchmarks do); everyone else goes through [`Engine`], which routes each request to the
 //! partition that owns the card's profile.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use cardcore_core::{CardToken, Clock, PanFingerprint, PanKey, ProfileId, Timestamp};
+use cardcore_ledger::book::DenseMap;
 use cardcore_ledger::journal::{Journal, JournalConfig, Recovery, Seq, SledStore};
 use crossbeam::channel::{self, Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -117,8 +117,7 @@ pub struct Engine {
     journal: Option<Arc<Journal>>,
     partitions: Vec<PartitionHandle>,
     /// Which profile owns each card: how a message finds its partition.
-    card_owner: Arc<RwLock<HashMap<PanFingerprint, ProfileId>>>,
-    token_owner: Arc<RwLock<HashMap<CardToken, ProfileId>>>,
+    card_owner: Arc<RwLock<CardOwners>>,
     next_profile: AtomicU64,
     records_since_snapshot: AtomicU64,
 }
@@ -131,6 +130,12 @@ impl std::fmt::Debug for Engine {
             .finish()
     }
 }
+
+/// The engine's one route per card: PAN fingerprint to the profile that owns the card.
+/// Fingerprints are keyed hashes that no outside party can choose, so the fast id hash is
+/// safe here; entries are never removed, so they are kept densely (about 42 bytes a card).
+/// A card token is routed by asking the partitions (operator calls only).
+pub type CardOwners = DenseMap<PanFingerprint, ProfileId>;
 
 /// The state of the whole engine in a snapshot.
 #[derive(Serialize, Deserialize)]
@@ -162,7 +167,7 @@ impl Engine {
                 Some(Arc::new(j))
             }
         };
-        let (card_owner, token_owner) = owner_indexes(&partitions);
+        let card_owner = owner_index(&partitions);
         let handles = partitions
             .into_iter()
             .map(|p| spawn_partition(p, journal.clone()))
@@ -175,7 +180,6 @@ impl Engine {
             journal,
             partitions: handles,
             card_owner: Arc::new(RwLock::new(card_owner)),
-            token_owner: Arc::new(RwLock::new(token_owner)),
             next_profile: AtomicU64::new(next_profile),
             records_since_snapshot: AtomicU64::new(0),
         })
@@ -215,12 +219,14 @@ impl Engine {
             .copied()
     }
 
+    /// The profile that owns the card with this token, asked of every partition: tokens
+    /// are not routed (a route per card costs memory on every card, and only operator calls
+    /// come without the profile).
     pub fn owner_of_card(&self, token: CardToken) -> Option<ProfileId> {
-        self.token_owner
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&token)
-            .copied()
+        let owners = self
+            .on_each_partition(move |p| p.card(token).map(|c| c.profile))
+            .ok()?;
+        owners.into_iter().flatten().next()
     }
 
     /// Runs `job` on the partition that owns `profile` and waits for its result. The
@@ -337,15 +343,11 @@ impl Engine {
     }
 
     /// Records that a card now exists, so messages for it find their partition.
-    pub fn index_card(&self, fp: PanFingerprint, token: CardToken, profile: ProfileId) {
+    pub fn index_card(&self, fp: PanFingerprint, profile: ProfileId) {
         self.card_owner
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(fp, profile);
-        self.token_owner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(token, profile);
     }
 
     pub fn app(&self) -> Arc<AppData> {
@@ -569,19 +571,13 @@ fn spawn_partition(
     })
 }
 
-fn owner_indexes(
-    partitions: &[Partition],
-) -> (
-    HashMap<PanFingerprint, ProfileId>,
-    HashMap<CardToken, ProfileId>,
-) {
-    let mut by_pan = HashMap::new();
-    let mut by_token = HashMap::new();
+fn owner_index(partitions: &[Partition]) -> CardOwners {
+    let cards = partitions.iter().map(|p| p.cards().len()).sum();
+    let mut by_pan = CardOwners::with_capacity(cards);
     for card in partitions.iter().flat_map(|p| p.cards()) {
         by_pan.insert(card.fingerprint, card.profile);
-        by_token.insert(card.token, card.profile);
     }
-    (by_pan, by_token)
+    by_pan
 }
 
 /// Loads the snapshot and replays the journal tail into the partitions.

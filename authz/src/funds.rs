@@ -382,7 +382,7 @@ impl Partition {
         let card = self.card_of(profile, token)?;
         let mut out = Vec::new();
         for g in Granularity::ALL {
-            let value = card.limits.and_then(|l| l.get(g));
+            let value = card.limits.as_ref().and_then(|l| l.get(g));
             let usage = match g {
                 Granularity::Transaction => Money::zero(card.currency),
                 _ => self

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod app;
+pub mod card_store;
 pub mod controls;
 pub mod engine;
 pub mod error;

@@ -107,7 +107,7 @@ impl Partition {
     pub fn issue_card(&mut self, issue: IssueCard, now: Timestamp) -> Result<Card, EngineError> {
         self.profile_or_404(issue.profile)?;
         let fingerprint = issue.pan.fingerprint(&self.config.pan_key);
-        if self.card_by_pan.contains_key(&fingerprint) {
+        if self.cards.by_fingerprint(&fingerprint).is_some() {
             return Err(EngineError::Conflict(
                 "a card with this PAN already exists".into(),
             ));
@@ -129,7 +129,7 @@ impl Partition {
             token,
             profile: issue.profile,
             fingerprint,
-            masked_pan: issue.pan.masked().to_string(),
+            masked_pan: issue.pan.masked(),
             status: issue.status,
             expiry: issue.expiry,
             currency: issue.currency,
@@ -253,7 +253,11 @@ impl Partition {
         now: Timestamp,
     ) -> Result<Option<CardLimits>, EngineError> {
         let card = self.card_of(profile, token)?;
-        let mut limits = card.limits.unwrap_or_else(|| CardLimits::none(currency));
+        let mut limits = card
+            .limits
+            .as_deref()
+            .copied()
+            .unwrap_or_else(|| CardLimits::none(currency));
         if limits.currency != currency {
             let kept = Granularity::ALL
                 .iter()

@@ -13,6 +13,7 @@ use cardcore_core::{
 use cardcore_ledger::book::{Book, IdMap, LedgerEvent};
 
 use crate::app::SharedAppData;
+use crate::card_store::CardStore;
 use crate::events::{EngineEvent, RecordWriter};
 use crate::pipeline::Keys;
 use crate::request::MessageKey;
@@ -62,8 +63,8 @@ pub struct Partition {
     pub(crate) config: PartitionConfig,
     pub(crate) app: Arc<SharedAppData>,
     pub(crate) profiles: IdMap<ProfileId, Profile>,
-    pub(crate) cards: IdMap<CardToken, Card>,
-    pub(crate) card_by_pan: IdMap<PanFingerprint, CardToken>,
+    /// Found by token and by PAN fingerprint.
+    pub(crate) cards: CardStore,
     pub(crate) txns: IdMap<TxnId, TxnRecord>,
     /// The transaction each network message created or referred to (for DE 90 matching).
     pub(crate) txn_by_key: NetworkMap<MessageKey, TxnId>,
@@ -98,8 +99,7 @@ impl Partition {
             config,
             app,
             profiles: IdMap::default(),
-            cards: IdMap::default(),
-            card_by_pan: IdMap::default(),
+            cards: CardStore::default(),
             txns: IdMap::with_capacity_and_hasher(capacity, Default::default()),
             txn_by_key: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
             answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
@@ -176,7 +176,7 @@ impl Partition {
                 self.with_card(card, *at, |c| c.permissions = *permissions);
             }
             EngineEvent::CardLimitsSet { card, limits, at } => {
-                self.with_card(card, *at, |c| c.limits = *limits);
+                self.with_card(card, *at, |c| c.limits = limits.map(Box::new));
             }
             EngineEvent::PinTriesSet { card, count } => {
                 if let Some(c) = self.cards.get_mut(card) {
@@ -210,8 +210,10 @@ impl Partition {
     }
 
     fn apply_card_issued(&mut self, card: &Card) {
-        self.card_by_pan.insert(card.fingerprint, card.token);
-        self.cards.insert(card.token, card.clone());
+        // Only a corrupt journal or a bug issues a card twice; the first one stays.
+        if let Err(e) = self.cards.insert(card.clone()) {
+            tracing::error!(error = %e, "card issue does not apply");
+        }
         self.next_card += 1;
     }
 
@@ -251,7 +253,7 @@ impl Partition {
     }
 
     pub fn card_by_fingerprint(&self, fp: PanFingerprint) -> Option<&Card> {
-        self.card_by_pan.get(&fp).and_then(|t| self.cards.get(t))
+        self.cards.by_fingerprint(&fp)
     }
 
     pub fn txn(&self, id: TxnId) -> Option<&TxnRecord> {
@@ -282,7 +284,8 @@ impl Partition {
         self.profiles.values()
     }
 
-    pub fn cards(&self) -> impl Iterator<Item = &Card> {
+    /// Cards in the order they were issued.
+    pub fn cards(&self) -> std::slice::Iter<'_, Card> {
         self.cards.values()
     }
 

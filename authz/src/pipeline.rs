@@ -318,7 +318,7 @@ fn check_card_limits(
     usage: &dyn UsageView,
     explain: &mut Explanation,
 ) -> Result<(), Decline> {
-    let Some(limits) = inputs.card.limits else {
+    let Some(limits) = inputs.card.limits.as_deref() else {
         return Ok(());
     };
     let windows = [

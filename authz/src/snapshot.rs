@@ -5,6 +5,7 @@ use cardcore_ledger::book::{Book, BookSnapshot};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::card_store::CardStore;
 use crate::partition::Partition;
 use crate::request::MessageKey;
 use crate::state::{Answer, Card, Profile, TxnRecord};
@@ -51,17 +52,14 @@ impl PartitionImage {
     }
 
     /// Replaces the partition's state with this image and rebuilds the indexes. A book
-    /// image that does not hold together is refused and nothing changes.
+    /// image that does not hold together, or two cards with one token or PAN, are refused
+    /// and nothing changes.
     pub fn restore_into(self, p: &mut Partition) -> Result<(), String> {
+        let cards = CardStore::from_cards(self.cards).map_err(|e| e.to_string())?;
         p.book = Book::from_snapshot(self.book.clone())?;
         p.postings = self.postings.into_iter().collect();
         p.profiles = self.profiles.into_iter().map(|x| (x.id, x)).collect();
-        p.card_by_pan = self
-            .cards
-            .iter()
-            .map(|c| (c.fingerprint, c.token))
-            .collect();
-        p.cards = self.cards.into_iter().map(|c| (c.token, c)).collect();
+        p.cards = cards;
         p.txns.clear();
         p.txn_by_key.clear();
         p.expiries.clear();

@@ -4,9 +4,9 @@
 use cardcore_core::decline::{Decline, ResponseCode};
 use cardcore_core::pin::{Cvv2Value, PinVerificationValue};
 use cardcore_core::{
-    CardLimits, CardStatus, CardToken, CardType, Channel, Currency, Expiry, LimitType, Mcc, Money,
-    PanFingerprint, Permissions, ProfileId, ProfileLimit, ProfileStatus, TimeZone, Timestamp,
-    TransactionState, TransactionType, TxnId,
+    CardLimits, CardStatus, CardToken, CardType, Channel, Currency, Expiry, LimitType, MaskedPan,
+    Mcc, Money, PanFingerprint, Permissions, ProfileId, ProfileLimit, ProfileStatus, TimeZone,
+    Timestamp, TransactionState, TransactionType, TxnId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,20 +32,26 @@ impl Profile {
 
 /// A card as the issuer holds it. The PAN itself is not kept: only its keyed fingerprint
 /// and the first six and last four digits.
+///
+/// A partition keeps one per card for as long as the card exists, so everything is inline
+/// and small except what few cards have: limits live out of line. The serialised form (the
+/// journal's `CardIssued`, snapshots) is the same as when the masked PAN was a `String` and
+/// the limits were inline.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Card {
     pub token: CardToken,
     pub profile: ProfileId,
     pub fingerprint: PanFingerprint,
     /// First six and last four digits, the rest masked.
-    pub masked_pan: String,
+    pub masked_pan: MaskedPan,
     pub status: CardStatus,
     pub expiry: Expiry,
     pub currency: Currency,
     pub card_type: CardType,
     pub smart_conversion: bool,
     pub permissions: Permissions,
-    pub limits: Option<CardLimits>,
+    /// Boxed: most cards have none, and inline they would take 72 bytes of every card.
+    pub limits: Option<Box<CardLimits>>,
     pub pin_tries: u8,
     pub pvv: Option<PinVerificationValue>,
     pub cvv2: Option<Cvv2Value>,
@@ -54,6 +60,10 @@ pub struct Card {
     /// The newest transaction of the card: the head of its list, newest first.
     pub last_txn: Option<TxnId>,
 }
+
+/// What one card record costs in a partition (see `crate::card_store`).
+pub const CARD_RECORD_BYTES_MAX: usize = 176;
+const _: () = assert!(std::mem::size_of::<Card>() <= CARD_RECORD_BYTES_MAX);
 
 /// Marks on a transaction that an operator should see.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ pub use card::{CardStatus, CardType, Channel, Expiry, Permissions};
 pub use ids::{BalanceId, CardOrderId, CardToken, ProfileId, RuleId, TxnId};
 pub use limits::{CardLimits, Granularity, LimitType, ProfileLimit};
 pub use money::{Currency, Money, MoneyError};
-pub use pan::{Pan, PanFingerprint, PanKey};
+pub use pan::{MaskedPan, Pan, PanFingerprint, PanKey};
 pub use profile::{ProfileStatus, TimeZone};
 pub use rules::{Mcc, Rule, RuleOperation, RuleType};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -71,11 +71,12 @@ impl Pan {
     pub fn masked(&self) -> MaskedPan {
         let len = self.len();
         let mut out = MaskedPan {
-            text: [b'*'; Pan::MAX_LEN],
+            first6: [0; 6],
+            last4: [0; 4],
             len: self.len,
         };
-        out.text[..6].copy_from_slice(&self.digits[..6]);
-        out.text[len - 4..len].copy_from_slice(&self.digits[len - 4..len]);
+        out.first6.copy_from_slice(&self.digits[..6]);
+        out.last4.copy_from_slice(&self.digits[len - 4..len]);
         out
     }
 
@@ -184,28 +185,93 @@ impl fmt::Display for Pan {
     }
 }
 
-/// The printable masked form of a PAN (`424242******4242`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The masked form of a PAN (`424242******4242`), kept as what it shows: the first six and
+/// last four digits and the length, eleven bytes that a card record holds inline (a card
+/// keeps one for as long as it exists). Serialised as its text, as a `String` would be.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MaskedPan {
-    text: [u8; Pan::MAX_LEN],
+    first6: [u8; 6],
+    last4: [u8; 4],
     len: u8,
 }
 
 impl MaskedPan {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    /// Digits shown at each end.
+    const SHOWN_FIRST: usize = 6;
+    const SHOWN_LAST: usize = 4;
+
+    /// Reads the text form back: 12 to 19 characters, six digits, `*`, four digits.
+    pub fn parse(text: &str) -> Result<MaskedPan, PanError> {
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        if !(Pan::MIN_LEN..=Pan::MAX_LEN).contains(&len) {
+            return Err(PanError::Length(len));
+        }
+        let (first, rest) = bytes.split_at(MaskedPan::SHOWN_FIRST);
+        let (middle, last) = rest.split_at(rest.len() - MaskedPan::SHOWN_LAST);
+        let digits = first.iter().chain(last).all(u8::is_ascii_digit);
+        if !digits || !middle.iter().all(|&b| b == b'*') {
+            return Err(PanError::NotDigits);
+        }
+        let mut out = MaskedPan {
+            first6: [0; 6],
+            last4: [0; 4],
+            len: len as u8,
+        };
+        out.first6.copy_from_slice(first);
+        out.last4.copy_from_slice(last);
+        Ok(out)
+    }
+
+    /// The first six digits (the issuer's identification number).
+    pub fn first6(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.first6).unwrap_or("")
+    }
+
+    pub fn last4(&self) -> &str {
+        std::str::from_utf8(&self.last4).unwrap_or("")
+    }
+
+    /// The length of the PAN, and so of the text form.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
 impl fmt::Display for MaskedPan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.first6())?;
+        let hidden = self
+            .len()
+            .saturating_sub(MaskedPan::SHOWN_FIRST + MaskedPan::SHOWN_LAST);
+        for _ in 0..hidden {
+            f.write_str("*")?;
+        }
+        f.write_str(self.last4())
     }
 }
 
 impl fmt::Debug for MaskedPan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for MaskedPan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaskedPan {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        MaskedPan::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -269,6 +335,34 @@ mod tests {
         assert_eq!(format!("{pan:?}"), "Pan(400000******7899)");
         assert_eq!(pan.last4(), "7899");
         assert_eq!(pan.expose_digits(), "4000001234567899");
+    }
+
+    #[test]
+    fn masked_pans_read_back_from_their_text_and_serialise_as_it() {
+        for digits in ["400000123456", "4000001234567899", "4000001234567890003"] {
+            let mut full = digits.as_bytes()[..digits.len() - 1].to_vec();
+            full.push(luhn_check_digit(&full));
+            let masked = Pan::from_ascii(&full).unwrap().masked();
+            let text = masked.to_string();
+            assert_eq!(text.len(), full.len());
+            assert_eq!(MaskedPan::parse(&text), Ok(masked));
+            assert_eq!(masked.first6(), &text[..6]);
+            assert_eq!(masked.last4(), &text[text.len() - 4..]);
+            let as_string = bincode::serialize(&text).unwrap();
+            assert_eq!(bincode::serialize(&masked).unwrap(), as_string);
+            let back: MaskedPan = bincode::deserialize(&as_string).unwrap();
+            assert_eq!(back, masked);
+        }
+        for bad in [
+            "",
+            "40000012345",
+            "400000*****x7899",
+            "40000a******7899",
+            "400000***-**7899",
+        ] {
+            assert!(MaskedPan::parse(bad).is_err(), "{bad}");
+        }
+        assert!(std::mem::size_of::<MaskedPan>() <= 11);
     }
 
     #[test]

@@ -351,6 +351,9 @@ pub struct LoadArgs {
     /// TCP connections to a TCP target.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub connections: u64,
+    /// Management API calls in flight at once while a TCP target's population is set up.
+    #[arg(long, default_value_t = cardcore_sim::load::population::SETUP_CONCURRENCY_DEFAULT as u64, value_name = "N")]
+    pub setup_concurrency: u64,
     /// Where `report.json` and `latency.svg` are written (nothing is written without it).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,

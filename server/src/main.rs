@@ -92,6 +92,7 @@ fn run_demo_load(args: &DemoArgs, iso: &str, http: &str) -> anyhow::Result<bool>
         rate: None,
         concurrency: Some(DEMO_CONCURRENCY),
         connections: DEMO_CONNECTIONS,
+        setup_concurrency: cardcore_sim::load::population::SETUP_CONCURRENCY_DEFAULT as u64,
         report_dir: args.report_dir.clone(),
         report_interval_s: REPORT_INTERVAL_DEFAULT.as_secs(),
     };

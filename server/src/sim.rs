@@ -104,6 +104,8 @@ pub fn load_config(args: &LoadArgs, keys: &SimKeys, label: String) -> anyhow::Re
     let mut config = LoadConfig::new(cards, args.seed, keys.zone_pin_key());
     config.target_label = label;
     config.messages = args.messages;
+    config.setup_concurrency =
+        usize::try_from(args.setup_concurrency).context("--setup-concurrency")?;
     config.duration = match (&args.duration, args.messages) {
         (Some(text), _) => Some(parse_duration(text)?),
         (None, Some(_)) => None,

@@ -275,3 +275,50 @@ fn check_refusals(target: &mut dyn Target) {
     assert!(!answered.disconnected, "{answered:?}");
     assert_eq!(answered.response_code.as_deref(), Some("00"));
 }
+
+/// A population set up with many calls side by side ends as one set up call by call: every
+/// profile funded with its own top-ups, every card issued to its own profile, nothing
+/// twice, the ledger sound.
+#[test]
+fn a_population_set_up_side_by_side_is_complete_and_funded() {
+    use cardcore_sim::load::{Population, PopulationConfig};
+    let keys = SimKeys::from_seed(SEED);
+    let sandbox = Sandbox::start(&keys);
+    let mut tcp = sandbox.target(&keys);
+    let population = Population::generate(PopulationConfig {
+        cards: 400,
+        seed: 7,
+        start: SCENARIO_START,
+    })
+    .expect("a population");
+    let mut last = (0, 0);
+    let deployed = population
+        .set_up(&mut tcp, 8, &mut |done, total| last = (done, total))
+        .expect("the population is set up");
+    assert_eq!(
+        last,
+        (population.setup_ops().len(), population.setup_ops().len())
+    );
+    assert_eq!(deployed.profiles.len(), population.profiles.len());
+    assert_eq!(deployed.cards.len(), population.cards.len());
+    let distinct: std::collections::BTreeSet<ProfileId> =
+        deployed.profiles.iter().copied().collect();
+    assert_eq!(distinct.len(), deployed.profiles.len(), "a profile twice");
+    for (plan, &id) in population.profiles.iter().zip(&deployed.profiles) {
+        for top_up in &plan.balances {
+            let balance = tcp
+                .balance(id, top_up.currency)
+                .expect("the balance reads")
+                .expect("the profile has the balance");
+            assert_eq!(balance.available, *top_up, "{id}");
+        }
+    }
+    for (plan, card) in population.cards.iter().zip(&deployed.cards) {
+        assert_eq!(card.profile, deployed.profiles[plan.profile]);
+        assert_eq!(tcp.pin_tries(*card).expect("the card reads"), 0);
+    }
+    assert_eq!(
+        tcp.invariant_violations().expect("the check runs"),
+        Vec::<String>::new()
+    );
+}

@@ -66,6 +66,7 @@
 //! Finished transactions are not kept: the engine records their [`LedgerEvent::debits`].
 
 mod apply;
+mod dense;
 mod error;
 mod event;
 mod funding;
@@ -93,6 +94,7 @@ pub use usage::{
     UsageRecord, Window, WindowCounter,
 };
 
+pub use dense::{DenseMap, SlotIndex, SLOTS_MAX};
 pub use hasher::{IdHasher, IdMap};
 
 /// Legs one hold may have (balances and rates it is spread over).
@@ -216,7 +218,8 @@ pub struct Book {
     profiles: IdMap<ProfileId, ProfileBook>,
     balances: IdMap<BalanceId, Balance>,
     holds: IdMap<TxnId, Hold>,
-    cards: IdMap<CardToken, CardUsage>,
+    /// Every card's usage counters, opened at issue: many, never removed, so kept densely.
+    cards: DenseMap<CardToken, CardUsage>,
     usage_records: IdMap<TxnId, UsageRecord>,
     /// Sorted by currency; a partition sees few currencies, so a scan is fastest.
     totals: Vec<CurrencyTotals>,
@@ -244,7 +247,7 @@ impl Book {
             profiles: IdMap::default(),
             balances: IdMap::default(),
             holds: IdMap::default(),
-            cards: IdMap::default(),
+            cards: DenseMap::default(),
             usage_records: IdMap::default(),
             totals: Vec::new(),
             next_balance_id: first,

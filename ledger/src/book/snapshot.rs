@@ -99,7 +99,7 @@ impl Book {
             }
         }
         book.holds = unique(s.holds, "hold")?;
-        book.cards = unique(s.cards, "card")?;
+        book.cards = unique_dense(s.cards, "card")?;
         book.usage_records = unique(s.usage_records, "usage record")?;
         let mut totals = s.totals;
         totals.sort_by_key(|t| t.currency);
@@ -147,6 +147,19 @@ fn sorted<'a, K: Ord + Copy + 'a, V: Copy + 'a>(
     let mut out: Vec<(K, V)> = items.map(|(k, v)| (*k, *v)).collect();
     out.sort_unstable_by_key(|(k, _)| *k);
     out
+}
+
+fn unique_dense<K, V>(items: Vec<(K, V)>, what: &str) -> Result<super::DenseMap<K, V>, String>
+where
+    K: std::hash::Hash + Eq + Copy + std::fmt::Debug,
+{
+    let mut map = super::DenseMap::with_capacity(items.len());
+    for (k, v) in items {
+        if map.insert(k, v).is_some() {
+            return Err(format!("{what} {k:?} twice"));
+        }
+    }
+    Ok(map)
 }
 
 fn unique<K, V>(items: Vec<(K, V)>, what: &str) -> Result<super::hasher::IdMap<K, V>, String>

@@ -6,6 +6,15 @@
 //! scenario [`Target`] trait as a list of [`SetupOp`]s, so the embedded engine and a
 //! running server's management API receive exactly the same operations.
 //!
+//! Through a server's API, one call at a time, a million cards (about 2.5 million calls)
+//! took over ten minutes. A target that can open more clients ([`Target::fork`]) is set
+//! up with up to `concurrency` calls in flight, in three phases: the engine-wide operations
+//! (reset, rates, rules) one by one; then the profiles, each one's creation, top-ups and
+//! limits in order on one client; then the cards, each one's issue, permissions and limits
+//! in order. A phase starts when the one before has finished, so a card's profile exists
+//! and is funded before the card is issued. Ids are the engine's: with calls side by side,
+//! which profile gets which id may change from run to run.
+//!
 //! Money stays exact: every balance is a whole number of minor units, every card spends in
 //! one of its profile's balance currencies, and the cards of a profile that holds more than
 //! one balance have smart conversion switched off. An approval then moves exactly one
@@ -16,6 +25,10 @@ use cardcore_core::{
     CardStatus, CardType, Channel, Currency, Expiry, Granularity, LimitType, Money, Pan, ProfileId,
     ProfileStatus, RuleId, RuleOperation, RuleType, TimeZone, Timestamp,
 };
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
 use chrono::Datelike;
 use rust_decimal::Decimal;
 
@@ -36,6 +49,15 @@ pub const UNKNOWN_BIN: &str = "400099";
 const ACCOUNT_STRIDE: u64 = 387_420_489; // 3^18
 const ACCOUNT_MODULUS: u64 = 1_000_000_000;
 const _: () = assert!(CARDS_MAX as u64 <= ACCOUNT_MODULUS);
+
+/// Setup calls in flight at once on a target that can open more clients, unless told
+/// otherwise: enough to keep a server's partitions and journal busy over loopback.
+pub const SETUP_CONCURRENCY_DEFAULT: usize = 32;
+/// The most setup calls in flight that a run may ask for (each is a client connection of
+/// its own; a server serves 1024 HTTP connections at most).
+pub const SETUP_CONCURRENCY_MAX: usize = 256;
+/// How often progress is reported while calls run side by side.
+const SETUP_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The currencies of the population and what one euro is worth in each, in minor units.
 /// Amounts are drawn in euro cents and scaled by this table, so a "50 euro" purchase is
@@ -284,74 +306,172 @@ impl Population {
         ops
     }
 
-    /// Carries out [`Population::setup_ops`] on `target`, stopping at the first refusal.
-    /// `progress` is called after each operation with (done, total).
+    /// Carries out [`Population::setup_ops`] on `target`, stopping at the first refusal,
+    /// with up to `concurrency` calls in flight when the target can open more clients (see
+    /// the module documentation). `progress` is called with (done, total).
     pub fn set_up(
         &self,
         target: &mut dyn Target,
+        concurrency: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Deployed, SetupError> {
         let ops = self.setup_ops();
-        let mut deployed = Deployed::default();
-        for (index, op) in ops.iter().enumerate() {
-            self.apply(op, target, &mut deployed)
-                .map_err(|error| SetupError {
-                    index,
-                    op: describe(op),
-                    error,
-                })?;
+        let placed = Mutex::new(Placed::new(self));
+        let units = units_of(&ops);
+        let global_end = units.first().map_or(ops.len(), |u| u.start);
+        for (index, op) in ops[..global_end].iter().enumerate() {
+            self.apply(op, target, &placed)
+                .map_err(|error| setup_error(index, op, error))?;
             progress(index + 1, ops.len());
         }
-        Ok(deployed)
+        let mut clients = clients_of(target, concurrency);
+        let mut done = global_end;
+        for phase in [Phase::Profiles, Phase::Cards] {
+            let phase_units: Vec<Unit> =
+                units.iter().copied().filter(|u| u.phase == phase).collect();
+            done = if clients.is_empty() {
+                self.run_in_turn(&ops, &phase_units, target, &placed, done, progress)?
+            } else {
+                let run = Concurrent {
+                    ops: &ops,
+                    units: &phase_units,
+                    placed: &placed,
+                    done_before: done,
+                };
+                self.run_side_by_side(&run, &mut clients, progress)?
+            };
+        }
+        let placed = placed.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Ok(placed.deployed())
+    }
+
+    /// One unit after the other on the one target.
+    fn run_in_turn(
+        &self,
+        ops: &[SetupOp],
+        units: &[Unit],
+        target: &mut dyn Target,
+        placed: &Mutex<Placed>,
+        mut done: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize, SetupError> {
+        for unit in units {
+            for (index, op) in (unit.start..unit.end).zip(&ops[unit.start..unit.end]) {
+                self.apply(op, target, placed)
+                    .map_err(|error| setup_error(index, op, error))?;
+                done += 1;
+                progress(done, ops.len());
+            }
+        }
+        Ok(done)
+    }
+
+    /// The units of one phase on every client, each client taking the next unit when it
+    /// is free; the first refusal stops the others after their current call.
+    fn run_side_by_side(
+        &self,
+        run: &Concurrent<'_>,
+        clients: &mut [Box<dyn Target + Send>],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize, SetupError> {
+        let client_count = clients.len();
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(run.done_before);
+        let finished = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let failure: Mutex<Option<SetupError>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for client in clients.iter_mut() {
+                let (next, done, finished) = (&next, &done, &finished);
+                let (stop, failure) = (&stop, &failure);
+                scope.spawn(move || {
+                    if let Err(e) = self.client_loop(run, client.as_mut(), next, done, stop) {
+                        stop.store(true, Ordering::Relaxed);
+                        keep_first(failure, e);
+                    }
+                    finished.fetch_add(1, Ordering::Release);
+                });
+            }
+            while finished.load(Ordering::Acquire) < client_count {
+                progress(done.load(Ordering::Relaxed), run.ops.len());
+                std::thread::sleep(SETUP_PROGRESS_INTERVAL);
+            }
+        });
+        let done = done.into_inner();
+        progress(done, run.ops.len());
+        match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// What one client does: take units until none is left or another client failed.
+    fn client_loop(
+        &self,
+        run: &Concurrent<'_>,
+        client: &mut dyn Target,
+        next: &AtomicUsize,
+        done: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Result<(), SetupError> {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(unit) = run.units.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return Ok(());
+            };
+            for index in unit.start..unit.end {
+                let op = &run.ops[index];
+                self.apply(op, client, run.placed)
+                    .map_err(|error| setup_error(index, op, error))?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     fn apply(
         &self,
         op: &SetupOp,
         target: &mut dyn Target,
-        deployed: &mut Deployed,
+        placed: &Mutex<Placed>,
     ) -> Result<(), TargetError> {
         let missing = |what: &str| TargetError::Failed(format!("{what} was not set up first"));
+        // The lock is never held across a call to the target.
+        let placed_now = || placed.lock().unwrap_or_else(PoisonError::into_inner);
         match op {
             SetupOp::Reset { now } => target.reset(*now),
             SetupOp::Fx(rate) => target.set_fx_rate(rate),
             SetupOp::Rule { rule } => {
                 let id = target.create_rule(&self.rules[*rule].setup)?;
-                deployed.rules.push(id);
+                placed_now().rules[*rule] = Some(id);
                 Ok(())
             }
             SetupOp::ApplyRule { rule } => {
-                let id = *deployed
-                    .rules
-                    .get(*rule)
-                    .ok_or_else(|| missing("the rule"))?;
+                let id = placed_now().rules[*rule].ok_or_else(|| missing("the rule"))?;
                 target.apply_rule(id)
             }
             SetupOp::Profile { profile } => {
                 let id = target.create_profile(&self.profiles[*profile].setup)?;
-                deployed.profiles.push(id);
+                placed_now().profiles[*profile] = Some(id);
                 Ok(())
             }
             SetupOp::TopUp { profile, amount } => {
-                let id = *deployed
-                    .profiles
-                    .get(*profile)
-                    .ok_or_else(|| missing("the profile"))?;
+                let id = placed_now().profiles[*profile].ok_or_else(|| missing("the profile"))?;
                 target.top_up(id, *amount)
             }
             SetupOp::ProfileLimit { profile, limit } => {
-                let id = *deployed
-                    .profiles
-                    .get(*profile)
-                    .ok_or_else(|| missing("the profile"))?;
+                let id = placed_now().profiles[*profile].ok_or_else(|| missing("the profile"))?;
                 target.set_profile_limit(id, limit)
             }
-            SetupOp::Card { card } => self.issue(*card, target, deployed),
+            SetupOp::Card { card } => {
+                let plan = &self.cards[*card];
+                let profile = placed_now().profiles[plan.profile]
+                    .ok_or_else(|| missing("the card's profile"))?;
+                let token = target.issue_card(&card_setup(plan, profile))?;
+                placed_now().cards[*card] = Some(CardRef { profile, token });
+                Ok(())
+            }
             SetupOp::DisablePermissions { card } => {
-                let card_ref = *deployed
-                    .cards
-                    .get(*card)
-                    .ok_or_else(|| missing("the card"))?;
+                let card_ref = placed_now().cards[*card].ok_or_else(|| missing("the card"))?;
                 let changes: Vec<(Channel, bool)> = self.cards[*card]
                     .disabled
                     .iter()
@@ -360,31 +480,110 @@ impl Population {
                 target.set_permissions(card_ref, &changes)
             }
             SetupOp::CardLimits { card } => {
-                let card_ref = *deployed
-                    .cards
-                    .get(*card)
-                    .ok_or_else(|| missing("the card"))?;
+                let card_ref = placed_now().cards[*card].ok_or_else(|| missing("the card"))?;
                 target.set_card_limits(card_ref, &self.cards[*card].limits)
             }
         }
     }
 }
 
-impl Population {
-    fn issue(
-        &self,
-        card: usize,
-        target: &mut dyn Target,
-        deployed: &mut Deployed,
-    ) -> Result<(), TargetError> {
-        let plan = &self.cards[card];
-        let profile = *deployed
-            .profiles
-            .get(plan.profile)
-            .ok_or_else(|| TargetError::Failed("the card's profile was not set up first".into()))?;
-        let token = target.issue_card(&card_setup(plan, profile))?;
-        deployed.cards.push(CardRef { profile, token });
-        Ok(())
+/// Which phase of the setup a unit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Profiles,
+    Cards,
+}
+
+/// The operations of one profile or one card: `ops[start..end]`, run in order on one client.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    phase: Phase,
+    start: usize,
+    end: usize,
+}
+
+/// One phase run side by side.
+struct Concurrent<'a> {
+    ops: &'a [SetupOp],
+    units: &'a [Unit],
+    placed: &'a Mutex<Placed>,
+    /// Operations done before the phase began (for progress).
+    done_before: usize,
+}
+
+/// A unit begins at each profile or card creation and runs to the next; what comes before
+/// the first one (reset, rates, rules) belongs to no unit.
+fn units_of(ops: &[SetupOp]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let phase = match op {
+            SetupOp::Profile { .. } => Some(Phase::Profiles),
+            SetupOp::Card { .. } => Some(Phase::Cards),
+            _ => None,
+        };
+        if let Some(phase) = phase {
+            units.push(Unit {
+                phase,
+                start: index,
+                end: index + 1,
+            });
+        } else if let Some(last) = units.last_mut() {
+            last.end = index + 1;
+        }
+    }
+    units
+}
+
+/// Clients for running setup calls side by side: none when one is asked for or the target
+/// cannot open more (then everything runs on the target itself).
+fn clients_of(target: &dyn Target, concurrency: usize) -> Vec<Box<dyn Target + Send>> {
+    let wanted = concurrency.clamp(1, SETUP_CONCURRENCY_MAX);
+    if wanted == 1 {
+        return Vec::new();
+    }
+    (0..wanted).map_while(|_| target.fork()).collect()
+}
+
+fn setup_error(index: usize, op: &SetupOp, error: TargetError) -> SetupError {
+    SetupError {
+        index,
+        op: describe(op),
+        error,
+    }
+}
+
+/// Keeps the refusal of the earliest operation when several clients fail.
+fn keep_first(slot: &Mutex<Option<SetupError>>, error: SetupError) {
+    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    if slot.as_ref().is_none_or(|kept| error.index < kept.index) {
+        *slot = Some(error);
+    }
+}
+
+/// The engine's ids of what has been set up so far, by the population's indices.
+#[derive(Debug)]
+struct Placed {
+    profiles: Vec<Option<ProfileId>>,
+    cards: Vec<Option<CardRef>>,
+    rules: Vec<Option<RuleId>>,
+}
+
+impl Placed {
+    fn new(population: &Population) -> Placed {
+        Placed {
+            profiles: vec![None; population.profiles.len()],
+            cards: vec![None; population.cards.len()],
+            rules: vec![None; population.rules.len()],
+        }
+    }
+
+    /// Everything set up, in the population's order (a setup that succeeded placed all).
+    fn deployed(self) -> Deployed {
+        Deployed {
+            profiles: self.profiles.into_iter().flatten().collect(),
+            cards: self.cards.into_iter().flatten().collect(),
+            rules: self.rules.into_iter().flatten().collect(),
+        }
     }
 }
 

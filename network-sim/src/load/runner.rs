@@ -28,7 +28,10 @@ use super::generator::{
 };
 use super::ledger::{reconcile, ExpectedLedger, HoldTtl};
 use super::matcher::{read_answer, Matcher};
-use super::population::{Deployed, Population, PopulationConfig, PopulationError, SetupError};
+use super::population::{
+    Deployed, Population, PopulationConfig, PopulationError, SetupError, SETUP_CONCURRENCY_DEFAULT,
+    SETUP_CONCURRENCY_MAX,
+};
 use super::progress::{Progress, ProgressMode};
 use super::report::{ConfigSummary, LedgerSummary, LoadReport, ReportInputs};
 use super::stats::{RunStats, REPORT_INTERVAL_DEFAULT};
@@ -78,6 +81,8 @@ pub struct LoadConfig {
     /// The length of one interval of the report's latency time series.
     pub report_interval: Duration,
     pub progress: ProgressMode,
+    /// Setup calls in flight at once, on a target that can open more clients.
+    pub setup_concurrency: usize,
 }
 
 impl LoadConfig {
@@ -98,6 +103,7 @@ impl LoadConfig {
             response_timeout: Duration::from_secs(5),
             report_interval: REPORT_INTERVAL_DEFAULT,
             progress: ProgressMode::Auto,
+            setup_concurrency: SETUP_CONCURRENCY_DEFAULT,
         }
     }
 
@@ -125,6 +131,10 @@ impl LoadConfig {
             _ if self.report_interval < Duration::from_secs(1) => {
                 bad("--report-interval-s must be at least 1".into())
             }
+            _ if !(1..=SETUP_CONCURRENCY_MAX).contains(&self.setup_concurrency) => bad(format!(
+                "--setup-concurrency must be 1 to {SETUP_CONCURRENCY_MAX}, got {}",
+                self.setup_concurrency
+            )),
             _ => Ok(()),
         }
     }
@@ -268,7 +278,7 @@ fn set_up(
     target: &mut dyn Target,
 ) -> Result<Deployed, LoadError> {
     let mut bar = Progress::new(config.progress, population.setup_ops().len() as u64, false);
-    let deployed = population.set_up(target, &mut |done, _| {
+    let deployed = population.set_up(target, config.setup_concurrency, &mut |done, _| {
         bar.update(done as u64, || "setting up the population".to_owned());
     })?;
     bar.finish();

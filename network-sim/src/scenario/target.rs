@@ -92,6 +92,12 @@ pub trait Target {
     fn pin_tries(&mut self, card: CardRef) -> Result<u32, TargetError>;
     /// Runs the ledger's own invariant check; an empty list means it holds.
     fn invariant_violations(&mut self) -> Result<Vec<String>, TargetError>;
+
+    /// Another client of the same engine, with connections of its own, so that setup calls
+    /// can run side by side; `None` (the default) when the target cannot be shared so.
+    fn fork(&self) -> Option<Box<dyn Target + Send>> {
+        None
+    }
 }
 
 /// Why a target call did not happen.

@@ -25,7 +25,14 @@
 //! connection (`Connection: close`): the end of an answer is the end of its connection, and
 //! a request is never sent twice, so a POST the server may have carried out is never
 //! repeated by a retry on a stale kept-alive connection.
+//!
+//! The clients that [`Target::fork`] makes for setting a population up keep their
+//! connection open between calls instead: a million cards are millions of calls, and a
+//! connection per call cost about as much as the call. They still never send a request
+//! twice: a kept connection that the server has closed is noticed before sending (and a new
+//! one opened); one that fails after sending is an error, as any failed call.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -56,6 +63,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest HTTP answer read; every answer of the routes used here is far smaller.
 pub const HTTP_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
+/// Bytes read from a kept-alive HTTP connection at a time.
+const HTTP_READ_CHUNK_BYTES: usize = 8 * 1024;
 /// Answers with another STAN skipped while waiting for one message's answer.
 pub const STALE_ANSWERS_MAX: usize = 16;
 /// The application id on the spend-control routes. The operator token reaches every
@@ -428,6 +437,22 @@ impl Target for TcpTarget {
         let out: InvariantsOut = self.admin.get("/v1/sandbox/invariants")?;
         Ok(out.violations)
     }
+
+    /// A client of the same server: the same API and token, and an ISO connection that is
+    /// opened only if it sends a message. Every HTTP call has its own connection anyway.
+    fn fork(&self) -> Option<Box<dyn Target + Send>> {
+        let iso = IsoLink {
+            target: self.iso.target.clone(),
+            addrs: self.iso.addrs.clone(),
+            stream: None,
+            answer_timeout: self.iso.answer_timeout,
+        };
+        Some(Box::new(TcpTarget {
+            zpk: self.zpk.clone(),
+            iso,
+            admin: self.admin.kept_alive(),
+        }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,6 +812,9 @@ struct AdminApi {
     base_path: String,
     /// Never shown: not in `Debug`, errors or logs.
     token: String,
+    /// `Some` when calls share one connection (see the module documentation): the open
+    /// connection, if any.
+    kept: Option<RefCell<Option<TcpStream>>>,
 }
 
 /// One HTTP answer.
@@ -811,7 +839,20 @@ impl AdminApi {
             addrs,
             base_path,
             token: token.to_owned(),
+            kept: None,
         })
+    }
+
+    /// The same API, called over one connection kept open between calls.
+    fn kept_alive(&self) -> AdminApi {
+        AdminApi {
+            url: self.url.clone(),
+            authority: self.authority.clone(),
+            addrs: self.addrs.clone(),
+            base_path: self.base_path.clone(),
+            token: self.token.clone(),
+            kept: Some(RefCell::new(None)),
+        }
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, TargetError> {
@@ -859,9 +900,30 @@ impl AdminApi {
     }
 
     fn exchange(&self, method: &str, path: &str, body: Option<&[u8]>) -> io::Result<HttpReply> {
-        let body = body.unwrap_or_default();
+        let wire = self.request(method, path, body.unwrap_or_default());
+        if let Some(kept) = &self.kept {
+            return exchange_kept(&self.addrs, kept, &wire);
+        }
+        let mut stream = connect_http(&self.addrs)?;
+        stream.write_all(&wire)?;
+        let mut bytes = Vec::new();
+        let limit = HTTP_RESPONSE_BYTES_MAX as u64 + 1;
+        stream.take(limit).read_to_end(&mut bytes)?;
+        if bytes.len() > HTTP_RESPONSE_BYTES_MAX {
+            return Err(too_long());
+        }
+        HttpReply::parse(&bytes).map_err(io::Error::other)
+    }
+
+    /// The request's bytes: `Connection: close` unless the connection is kept.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+        let connection = if self.kept.is_some() {
+            "keep-alive"
+        } else {
+            "close"
+        };
         let mut wire = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: {connection}\r\n\
              Accept: application/json\r\nAuthorization: Bearer {}\r\n",
             self.base_path, self.authority, self.token
         );
@@ -871,20 +933,132 @@ impl AdminApi {
         wire.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         let mut wire = wire.into_bytes();
         wire.extend_from_slice(body);
-        let mut stream = connect_any(&self.addrs)?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-        stream.write_all(&wire)?;
-        let mut bytes = Vec::new();
-        let limit = HTTP_RESPONSE_BYTES_MAX as u64 + 1;
-        stream.take(limit).read_to_end(&mut bytes)?;
-        if bytes.len() > HTTP_RESPONSE_BYTES_MAX {
-            return Err(io::Error::other(format!(
-                "the answer is longer than {HTTP_RESPONSE_BYTES_MAX} bytes"
-            )));
-        }
-        HttpReply::parse(&bytes).map_err(io::Error::other)
+        wire
     }
+}
+
+fn too_long() -> io::Error {
+    io::Error::other(format!(
+        "the answer is longer than {HTTP_RESPONSE_BYTES_MAX} bytes"
+    ))
+}
+
+fn connect_http(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    let stream = connect_any(addrs)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// One call on the kept connection: a closed one is replaced before sending, never after;
+/// the connection is kept for the next call only if the answer ended where it said and the
+/// server did not ask to close.
+fn exchange_kept(
+    addrs: &[SocketAddr],
+    kept: &RefCell<Option<TcpStream>>,
+    wire: &[u8],
+) -> io::Result<HttpReply> {
+    let reusable = kept.borrow_mut().take().filter(still_open);
+    let mut stream = match reusable {
+        Some(stream) => stream,
+        None => connect_http(addrs)?,
+    };
+    stream.write_all(wire)?;
+    let (reply, keep) = read_one_reply(&mut stream)?;
+    if keep {
+        *kept.borrow_mut() = Some(stream);
+    }
+    Ok(reply)
+}
+
+/// Reads exactly one answer from a connection that stays open: the head, then the body by
+/// `Content-Length` or chunks. Whether the connection may carry another call comes with it.
+fn read_one_reply(stream: &mut TcpStream) -> io::Result<(HttpReply, bool)> {
+    let mut bytes = Vec::with_capacity(HTTP_READ_CHUNK_BYTES);
+    let mut chunk = [0u8; HTTP_READ_CHUNK_BYTES];
+    loop {
+        if let Some(end) = answer_end(&bytes).map_err(io::Error::other)? {
+            let reply = HttpReply::parse(&bytes[..end]).map_err(io::Error::other)?;
+            let keep = end == bytes.len() && !asks_to_close(&bytes[..end]);
+            return Ok((reply, keep));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            // Only an answer without a length ends with its connection.
+            return HttpReply::parse(&bytes)
+                .map(|reply| (reply, false))
+                .map_err(|e| io::Error::other(format!("the connection closed: {e}")));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() > HTTP_RESPONSE_BYTES_MAX {
+            return Err(too_long());
+        }
+    }
+}
+
+/// Where a whole answer ends in `bytes`, once it is all there; `None` while more is due
+/// (or the answer has no length and ends with its connection).
+fn answer_end(bytes: &[u8]) -> Result<Option<usize>, String> {
+    let Some(split) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&bytes[..split]).map_err(|_| "the head is not UTF-8")?;
+    let body_start = split + 4;
+    let header = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        return Ok(chunked_end(&bytes[body_start..]).map(|n| body_start + n));
+    }
+    match header("content-length") {
+        Some(v) => {
+            let n: usize = v.parse().map_err(|_| "a bad Content-Length")?;
+            Ok((bytes.len() >= body_start + n).then_some(body_start + n))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The length of a complete chunked body (through its last, empty chunk), if all there.
+fn chunked_end(raw: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let eol = raw[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size_line = std::str::from_utf8(&raw[at..at + eol]).ok()?;
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16).ok()?;
+        at += eol + 2;
+        if size == 0 {
+            // No trailers are sent to this client: the body ends with an empty line.
+            return raw
+                .get(at..at + 2)
+                .filter(|e| *e == b"\r\n")
+                .map(|_| at + 2);
+        }
+        at = at.checked_add(size)?.checked_add(2)?;
+        if at > raw.len() {
+            return None;
+        }
+    }
+}
+
+fn asks_to_close(answer: &[u8]) -> bool {
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    String::from_utf8_lossy(&answer[..head_end])
+        .split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .any(|(n, v)| {
+            n.trim().eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
+        })
 }
 
 fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, TargetError> {
@@ -1226,6 +1400,34 @@ mod tests {
             let expected = expected.map(|(s, b)| (s, b.to_vec()));
             assert_eq!(got, expected, "{}", String::from_utf8_lossy(bytes));
         }
+    }
+
+    #[test]
+    fn a_kept_connection_reads_one_answer_to_its_end() {
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", Some(40)),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}next",
+                Some(40),
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{", None),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n", None),
+            (chunked, Some(chunked.len())),
+            (&chunked[..chunked.len() - 2], None),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", None),
+        ];
+        for &(bytes, end) in cases {
+            let got = answer_end(bytes).unwrap();
+            assert_eq!(got, end, "{}", String::from_utf8_lossy(bytes));
+        }
+        assert!(answer_end(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
+        assert!(asks_to_close(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(!asks_to_close(
+            b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n\r\n"
+        ));
     }
 
     #[test]

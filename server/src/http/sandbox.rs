@@ -332,7 +332,7 @@ impl SandboxCardJson {
         SandboxCardJson {
             token: card.token,
             profile_id: card.profile,
-            masked_pan: card.masked_pan.clone(),
+            masked_pan: card.masked_pan.to_string(),
             status: card.status,
             expiry: format!("{:04}-{:02}", card.expiry.year, card.expiry.month),
             expiry_date: expiry_date(card.expiry),

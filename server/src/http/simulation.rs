@@ -573,7 +573,7 @@ fn respond(
         card: CardRefOut {
             token: card.token,
             scheme_name: SCHEME,
-            masked_pan: card.masked_pan.clone(),
+            masked_pan: card.masked_pan.to_string(),
             expiration: [card.expiry.year, u16::from(card.expiry.month)],
             profile_id: card.profile,
             card_status: card.status,

@@ -131,7 +131,7 @@ impl Harness {
             seed: settings.seed,
             start: SCENARIO_START,
         })?;
-        let deployed = population.set_up(&mut target, &mut |_, _| {})?;
+        let deployed = population.set_up(&mut target, 1, &mut |_, _| {})?;
         let keys = sandbox_keys()?;
         let mut traffic = TrafficConfig::new(settings.seed, keys.zone_pin_key());
         traffic.clock_jumps = Some(ClockJumps {

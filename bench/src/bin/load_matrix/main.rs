@@ -1003,24 +1003,26 @@ mod memory {
     //! What a card costs in memory: the growth of this process's resident set while one
     //! partition takes `cards` cards (two per profile; every profile with a EUR balance, half
     //! with a GBP one too; every card with a PIN verification value and a CVV2 value), plus
-    //! the engine's two routing maps (PAN fingerprint and card token to profile) filled the
-    //! same way. And what a transaction costs: see [`run_transactions`]. Resident memory, not requested bytes: the allocator's overhead counts, as it
-    //! does in a server.
+    //! the engine's card routes ([`CardOwners`]) filled the same way. Resident memory, not
+    //! requested bytes: the allocator's overhead and hash-table slack count, as they do in a
+    //! server. The headline is a card's own cost (record, usage counters, route), without
+    //! the profile it shares with another card. And what a transaction costs: see
+    //! [`run_transactions`].
 
-    use std::collections::HashMap;
     use std::hint::black_box;
     use std::sync::Arc;
     use std::time::Instant;
 
     use anyhow::{Context, Result};
     use cardcore_authz::app::{AppData, SharedAppData};
+    use cardcore_authz::engine::CardOwners;
     use cardcore_authz::fixture::{eur, test_keys, Fixture, FIXTURE_START};
     use cardcore_authz::management::IssueCard;
     use cardcore_authz::partition::Lifecycle;
     use cardcore_authz::{Partition, PartitionConfig};
     use cardcore_core::pin::Pin;
     use cardcore_core::{
-        CardStatus, CardToken, CardType, Currency, Expiry, Money, Pan, PanFingerprint, ProfileId,
+        CardStatus, CardType, Currency, Expiry, Money, Pan, PanFingerprint, ProfileId,
         ProfileStatus, TimeZone,
     };
 
@@ -1034,7 +1036,7 @@ mod memory {
         let profiles = cards.div_ceil(2);
         let started = Instant::now();
         // Filled before the first reading, so this list's own pages count in none of them.
-        let none = (PanFingerprint(0), CardToken(0), ProfileId(0));
+        let none = (PanFingerprint(0), ProfileId(0));
         let mut issued = vec![none; usize::try_from(cards)?];
         let rss0 = rss()?;
         let mut p = partition();
@@ -1045,26 +1047,27 @@ mod memory {
         for (card, slot) in (0..cards).zip(issued.iter_mut()) {
             let c = p.issue_card(issue(ProfileId(card / 2 + 1), card)?, FIXTURE_START)?;
             p.discard_pending();
-            *slot = (c.fingerprint, c.token, c.profile);
+            *slot = (c.fingerprint, c.profile);
         }
         let rss2 = rss()?;
-        let mut by_pan: HashMap<PanFingerprint, ProfileId> = HashMap::new();
-        let mut by_token: HashMap<CardToken, ProfileId> = HashMap::new();
-        for &(fingerprint, token, profile) in &issued {
-            by_pan.insert(fingerprint, profile);
-            by_token.insert(token, profile);
+        let mut routes = CardOwners::default();
+        for &(fingerprint, profile) in &issued {
+            routes.insert(fingerprint, profile);
         }
         let rss3 = rss()?;
-        black_box((&p, &by_pan, &by_token));
+        black_box((&p, &routes));
         let per = |from: u64, to: u64, n: u64| (to.saturating_sub(from) * 1024) as f64 / n as f64;
         println!(
             "memory: {cards} cards, {profiles} profiles ({:.2} s): resident set {rss0} KiB -> \
-             {rss3} KiB\n  per profile (profile, EUR balance, GBP on every second): {:.0} B\n  \
+             {rss3} KiB\n  \
+             per card, without its profile (card record, usage counters, route): {:.0} B\n  \
+             per profile (profile, EUR balance, GBP on every second): {:.0} B\n  \
              per card in the partition (card record, usage counters): {:.0} B\n  \
-             per card in the engine's two routing maps: {:.0} B\n  \
+             per card in the engine's route (PAN fingerprint to profile): {:.0} B\n  \
              per card, all of it (profiles shared by two cards): {:.0} B\n  \
              size_of::<Card>() = {} B",
             started.elapsed().as_secs_f64(),
+            per(rss1, rss3, cards),
             per(rss0, rss1, profiles),
             per(rss1, rss2, cards),
             per(rss2, rss3, cards),
