@@ -118,6 +118,7 @@ fn rate_panel(svg: &mut String, per_s: &[u64]) {
 
 /// p50, p99 and p99.9 of each interval, one point per interval at its end.
 fn series_panel(svg: &mut String, intervals: &[IntervalStats]) {
+    let intervals = without_short_tail(intervals);
     let title = match intervals.first() {
         Some(i) => format!(
             "Latency per {} s interval (µs): p50, p99, p99.9",
@@ -166,6 +167,18 @@ fn series_panel(svg: &mut String, intervals: &[IntervalStats]) {
             &format!("{s}s"),
         );
         s += step;
+    }
+}
+
+/// The intervals worth a point: a last one shorter than half the first (cut by the end of
+/// the run, with a handful of answers) would draw a percentile that means nothing.
+fn without_short_tail(intervals: &[IntervalStats]) -> &[IntervalStats] {
+    let span = |i: &IntervalStats| i.end_s - i.start_s;
+    match (intervals.first(), intervals.split_last()) {
+        (Some(first), Some((last, rest))) if !rest.is_empty() && span(last) * 2.0 < span(first) => {
+            rest
+        }
+        _ => intervals,
     }
 }
 
@@ -266,6 +279,26 @@ mod tests {
         assert!((nines_of(99.9) - 3.0).abs() < 1e-9);
         assert!(nines_of(100.0).is_infinite());
         assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+
+    #[test]
+    fn a_short_last_interval_is_not_drawn() {
+        let interval = |start_s: f64, end_s: f64| IntervalStats {
+            start_s,
+            end_s,
+            answered: 1,
+            latency_us: Default::default(),
+        };
+        let whole = [interval(0.0, 10.0), interval(10.0, 20.0)];
+        assert_eq!(without_short_tail(&whole).len(), 2);
+        let cut = [
+            interval(0.0, 10.0),
+            interval(10.0, 20.0),
+            interval(20.0, 20.1),
+        ];
+        assert_eq!(without_short_tail(&cut).len(), 2);
+        let alone = [interval(0.0, 0.1)];
+        assert_eq!(without_short_tail(&alone).len(), 1);
     }
 
     #[test]
