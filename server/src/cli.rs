@@ -333,7 +333,9 @@ pub struct LoadArgs {
     /// Cards in the synthetic population.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub cards: u64,
-    /// Seed of the population and the traffic: the same seed, the same run.
+    /// Seed of the population and the traffic: the same seed, the same messages (over TCP
+    /// with `--setup-concurrency` above 1 the engine may number profiles and cards in
+    /// another order).
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
     /// How long to send, e.g. `20s`, `2m`.
