@@ -82,11 +82,20 @@ pub enum DecodeError {
     Bincode(#[from] bincode::Error),
     #[error("journal record is malformed: {0}")]
     Malformed(&'static str),
+    #[error(
+        "journal record holds partition events in format {tag}, which this build does not \
+         read (it reads format {TAG_PARTITION})"
+    )]
+    UnsupportedFormat { tag: u8 },
 }
 
-/// The first byte of a journal record: what follows.
-const TAG_PARTITION: u8 = 0;
+/// The first byte of a journal record: what follows. A partition record's tag is also the
+/// format of its events, bumped whenever their encoding changes, so a journal written by
+/// another build is refused by name instead of being misread.
 const TAG_APP: u8 = 1;
+const TAG_PARTITION: u8 = 2;
+/// Partition records of earlier formats: 0 (limit usage kept one window per transaction).
+const TAG_PARTITION_FORMATS_OLD: [u8; 1] = [0];
 /// Tag, profile (u64 little-endian), event count (u32 little-endian).
 pub const PARTITION_HEADER_LEN: usize = 1 + 8 + 4;
 
@@ -164,6 +173,9 @@ pub fn decode(bytes: &[u8]) -> Result<JournalEntry, DecodeError> {
     match tag {
         TAG_APP => Ok(JournalEntry::App(bincode::deserialize(rest)?)),
         TAG_PARTITION => decode_partition(rest),
+        tag if TAG_PARTITION_FORMATS_OLD.contains(&tag) => {
+            Err(DecodeError::UnsupportedFormat { tag })
+        }
         _ => Err(DecodeError::Malformed("unknown record tag")),
     }
 }
@@ -229,5 +241,13 @@ mod tests {
         assert!(decode(&extra).is_err(), "trailing byte");
         assert!(decode(&[9]).is_err(), "unknown tag");
         assert!(decode(&[]).is_err(), "empty");
+        let mut older = bytes.clone();
+        older[0] = 0;
+        let refused = decode(&older).unwrap_err();
+        assert!(
+            matches!(refused, DecodeError::UnsupportedFormat { tag: 0 }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("format 0"), "{refused}");
     }
 }

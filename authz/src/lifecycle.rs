@@ -376,7 +376,8 @@ impl Partition {
         self.emit(EngineEvent::Ledger(planned));
         record.requested = requested;
         record.authorised = authorised;
-        self.usage_set(&record, authorised, UsageEnd::Keep, now);
+        // The added amount counts today, whenever the original was authorised.
+        self.usage_grow(&record, added, now);
         record.modified = now;
         record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
         let answer = Answer {

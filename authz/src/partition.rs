@@ -84,6 +84,10 @@ pub struct Partition {
     pub(crate) record: RecordWriter,
     /// The seq of the last journal record this partition appended (0: none yet).
     pub(crate) last_journaled: u64,
+    /// Ledger changes refused since the partition was built (a decision the book would not
+    /// plan, or an event it would not apply): each one is a bug, reported as a broken
+    /// invariant. Not part of the state: replay refuses the same events again.
+    pub(crate) ledger_refusals: u64,
 }
 
 impl Partition {
@@ -109,6 +113,7 @@ impl Partition {
             pending_profile: ProfileId(0),
             record: RecordWriter::with_capacity(4096),
             last_journaled: 0,
+            ledger_refusals: 0,
         }
     }
 
@@ -198,7 +203,10 @@ impl Partition {
         match self.book.apply(event) {
             Ok(()) => self.note_postings(event),
             // Only a corrupt journal or a bug gets here; the book changed nothing.
-            Err(e) => tracing::error!(error = %e, "ledger event does not apply"),
+            Err(e) => {
+                self.ledger_refusals += 1;
+                tracing::error!(error = %e, "ledger event does not apply");
+            }
         }
     }
 

@@ -147,7 +147,8 @@ impl Book {
             LedgerEvent::Captured(e) => self.apply_captured(e),
             LedgerEvent::Posted(e) => self.apply_posted(e),
             LedgerEvent::UsageAdded(e) => self.apply_usage_added(e),
-            LedgerEvent::UsageAdjusted(e) => self.apply_usage_adjusted(e),
+            LedgerEvent::UsageGrown(e) => self.apply_usage_grown(e),
+            LedgerEvent::UsageReleased(e) => self.apply_usage_released(e),
         }
     }
 

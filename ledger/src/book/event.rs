@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::legs::{Debit, Leg, Legs};
 use super::usage::{AppliedWindows, Window};
+use super::usage_record::UsageAmounts;
 use super::HOLD_LEGS_MAX;
 
 /// One change to the book.
@@ -46,10 +47,14 @@ pub enum LedgerEvent {
     Captured(Captured),
     /// A single-message transaction (or a clearing without a hold), posted at once.
     Posted(Posted),
-    /// Limit usage of an authorisation, in the windows current at the time.
+    /// Limit usage of a new transaction, in the windows current at the time.
     UsageAdded(UsageAdded),
-    /// Limit usage of a transaction set to a new amount (reversal, clearing, expiry).
-    UsageAdjusted(UsageAdjusted),
+    /// More limit usage for a transaction: an incremental authorisation, or a clearing above
+    /// what was authorised.
+    UsageGrown(UsageGrown),
+    /// Limit usage of a transaction given back down to a final amount (reversal, clearing,
+    /// expiry).
+    UsageReleased(UsageReleased),
 }
 
 /// A balance opened on the way, by a decision that needs one that does not exist yet (a
@@ -138,28 +143,47 @@ pub struct Posted {
     pub flagged: bool,
 }
 
-/// Usage added for `txn`: `card_minor` to the card's counters (daily, monthly, lifetime),
-/// `profile_minor` to the profile's counters of `limit_type` (daily, monthly).
+/// The usage of a new transaction `txn`: `amounts.card_minor` counted in the card's
+/// counters (daily, monthly, lifetime), `amounts.profile_minor` in the profile's counters of
+/// `limit_type` (daily, monthly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageAdded {
     pub txn: TxnId,
     pub card: CardToken,
     pub limit_type: LimitType,
-    pub card_minor: i64,
-    pub profile_minor: i64,
+    /// The transaction currency (of `amounts.txn_minor`).
+    pub currency: Currency,
+    pub amounts: UsageAmounts,
     /// The daily and monthly windows current when it was decided.
     pub daily: Window,
     pub monthly: Window,
 }
 
-/// The usage of `txn` set to new amounts. Each counter in `windows` moves by the difference;
-/// the others (whose window has ended since) do not. The card's lifetime counter always
-/// moves. `close` forgets the transaction's record (it will not change again).
+/// More usage for `txn`, counted like [`UsageAdded`] in `daily` and `monthly`: the windows
+/// current at an incremental authorisation, or those of the newest authorisation for a
+/// clearing above it. Only the counters in `windows` count it (all of them for an
+/// incremental authorisation; for a clearing, those whose window is still that one and
+/// current), and a counter keeps a newer window it is already in. The card's lifetime counter
+/// always counts. `close` forgets the transaction's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageAdjusted {
+pub struct UsageGrown {
     pub txn: TxnId,
-    pub card_minor: i64,
-    pub profile_minor: i64,
+    pub amounts: UsageAmounts,
+    pub daily: Window,
+    pub monthly: Window,
+    pub windows: AppliedWindows,
+    pub close: bool,
+}
+
+/// The usage of `txn` given back down to `txn_minor` in the transaction currency, newest
+/// part first, exactly what each part counted ([`UsageRecord`](super::UsageRecord)). Each
+/// counter in `windows` moves by what its parts give back; the others (whose window has ended
+/// since) do not. The card's lifetime counter always moves. `close` forgets the transaction's
+/// record (it will not change again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReleased {
+    pub txn: TxnId,
+    pub txn_minor: i64,
     pub windows: AppliedWindows,
     pub close: bool,
 }
@@ -182,7 +206,8 @@ impl LedgerEvent {
             LedgerEvent::Captured(_) => "Captured",
             LedgerEvent::Posted(_) => "Posted",
             LedgerEvent::UsageAdded(_) => "UsageAdded",
-            LedgerEvent::UsageAdjusted(_) => "UsageAdjusted",
+            LedgerEvent::UsageGrown(_) => "UsageGrown",
+            LedgerEvent::UsageReleased(_) => "UsageReleased",
         }
     }
 
@@ -203,7 +228,8 @@ impl LedgerEvent {
             LedgerEvent::Captured(e) => Some(e.txn),
             LedgerEvent::Posted(e) => Some(e.txn),
             LedgerEvent::UsageAdded(e) => Some(e.txn),
-            LedgerEvent::UsageAdjusted(e) => Some(e.txn),
+            LedgerEvent::UsageGrown(e) => Some(e.txn),
+            LedgerEvent::UsageReleased(e) => Some(e.txn),
         }
     }
 

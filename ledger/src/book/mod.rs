@@ -21,11 +21,11 @@
 //! | balance created / topped up | [`Book::open_balance`], [`Book::top_up`] |
 //! | authorisation approved (0100) | [`Book::plan_hold`] and [`Book::plan_usage`] |
 //! | stand-in advice (0120) | [`Book::plan_forced_hold`] and [`Book::plan_usage`] |
-//! | incremental authorisation | [`Book::plan_grow`] (advice: [`Book::plan_forced_grow`]) |
-//! | partial reversal to A | [`Book::plan_adjust_to`] and [`Book::plan_usage_adjust_to`] |
-//! | full reversal / expiry | [`Book::plan_release`] / [`Book::plan_expire`], usage to 0 |
-//! | clearing | [`Book::plan_capture`] and [`Book::plan_usage_adjust_to`] (close) |
-//! | clearing after expiry | [`Book::plan_forced_post`] and usage to the cleared amount |
+//! | incremental authorisation | [`Book::plan_grow`] (advice: [`Book::plan_forced_grow`]) and [`Book::plan_usage_grow`] in today's windows |
+//! | partial reversal to A | [`Book::plan_adjust_to`] and [`Book::plan_usage_release_to`] |
+//! | full reversal / expiry | [`Book::plan_release`] / [`Book::plan_expire`], usage released to 0 |
+//! | clearing | [`Book::plan_capture`] and [`Book::plan_usage_release_to`] or, above the authorised amount, [`Book::plan_usage_grow`] (close) |
+//! | clearing after expiry | [`Book::plan_forced_post`] and usage grown by the cleared amount |
 //! | single message (0200) | [`Book::plan_post`] and [`Book::plan_usage`] |
 //! | refund clearing | [`Book::plan_refund`] (no limits, no funds checks) |
 //!
@@ -75,6 +75,7 @@ mod invariants;
 mod legs;
 mod snapshot;
 pub mod usage;
+pub mod usage_record;
 
 use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 use serde::{Deserialize, Serialize};
@@ -82,16 +83,17 @@ use serde::{Deserialize, Serialize};
 pub use error::BookError;
 pub use event::{
     Captured, Credit, CreditKind, Excess, HoldPlaced, HoldResized, LedgerEvent, OpenBalance,
-    Posted, ReleaseCause, UsageAdded, UsageAdjusted, DEBITS_MAX,
+    Posted, ReleaseCause, UsageAdded, UsageGrown, UsageReleased, DEBITS_MAX,
 };
 pub use fx::{FundingPrefs, FxQuote, FxRates, FxTable, NoRates, FEE_PPM_MAX};
 pub use invariants::InvariantViolation;
 pub use legs::{Debit, Leg, Legs};
 pub use snapshot::{BookSnapshot, ProfileSnapshot, SNAPSHOT_VERSION};
 pub use usage::{
-    window_bounds, AppliedWindows, CardUsage, TypeUsage, UsageCharge, UsageEnd, UsageKey,
-    UsageRecord, Window, WindowCounter,
+    window_bounds, AppliedWindows, CardUsage, GrowIn, TypeUsage, UsageCharge, UsageEnd, UsageKey,
+    Window, WindowCounter,
 };
+pub use usage_record::{Released, UsageAmounts, UsagePart, UsageRecord, USAGE_PARTS_MAX};
 
 pub use hasher::{IdHasher, IdMap};
 
