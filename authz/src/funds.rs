@@ -110,15 +110,12 @@ impl Partition {
     /// the transaction is approved, or why it cannot be funded.
     pub(crate) fn plan_funding(
         &self,
+        card: &Card,
         record: &TxnRecord,
         amount: Money,
         funding: Funding,
         app: &AppData,
     ) -> Result<LedgerEvent, FundsShort> {
-        let card = self.cards.get(&record.card).ok_or(FundsShort {
-            shortfall: amount,
-            smart_conversion_blocked: false,
-        })?;
         let prefs = prefs(card);
         let rates: &AppData = app;
         let planned = match funding {

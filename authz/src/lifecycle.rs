@@ -3,7 +3,7 @@
 //! Each handler decides, then emits the events that record what it decided.
 
 use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason, ResponseCode};
-use cardcore_core::{Money, Timestamp, TransactionState, TxnId};
+use cardcore_core::{CardToken, Money, Timestamp, TransactionState, TxnId};
 
 use cardcore_ledger::book::{LedgerEvent, UsageEnd};
 
@@ -14,14 +14,14 @@ use crate::funds::{Funding, FundsShort};
 use crate::partition::{approval_code, Partition};
 use crate::pipeline::{check_access, check_limits, Inputs, PinEffect};
 use crate::request::{MessageKind, Request};
-use crate::state::{Answer, TxnFlags, TxnRecord};
+use crate::state::{Answer, Card, TxnFlags, TxnRecord};
 
 /// A request, the card it is for and the application data it is decided under, resolved
 /// once per message.
 #[derive(Clone, Copy)]
 struct Msg<'a> {
     request: &'a Request,
-    card: cardcore_core::CardToken,
+    card: CardToken,
     app: &'a AppData,
 }
 
@@ -91,74 +91,49 @@ impl Partition {
         })
     }
 
-    /// Builds the pipeline's inputs for `request` and runs `f` on them.
-    fn with_inputs<T>(
+    /// Runs the pipeline on a message: the checks before the money, then, when `money` says
+    /// what is to be funded and how, the limits on that amount and its funding plan. Changes
+    /// nothing: the PIN try count to record comes back with the decision.
+    fn decide(
         &self,
         m: Msg<'_>,
         now: Timestamp,
-        f: impl FnOnce(&Inputs<'_>) -> T,
-    ) -> Option<T> {
-        let request = m.request;
-        let card = self.cards.get(&m.card)?;
-        let profile = self.profiles.get(&card.profile)?;
-        let mut currencies = [request.amount.currency; PROFILE_CURRENCIES_SEEN];
-        let mut count = 0;
-        for c in self
-            .book
-            .currencies_of(profile.id)
-            .take(PROFILE_CURRENCIES_SEEN)
-        {
-            currencies[count] = c;
-            count += 1;
-        }
+        money: Option<(&TxnRecord, Money, Funding)>,
+        explain: &mut Explanation,
+    ) -> (Result<Option<LedgerEvent>, Decline>, Option<PinCount>) {
+        let processing = Decline::new(DeclineReason::ProcessingError);
+        let Some(card) = self.cards.get(&m.card) else {
+            return (Err(processing), None);
+        };
+        let Some(profile) = self.profiles.get(&card.profile) else {
+            return (Err(processing), None);
+        };
         let inputs = Inputs {
-            request,
+            request: m.request,
             card,
             profile,
             app: m.app,
             keys: &self.config.keys,
             now,
-            has_balance_in_currency: currencies[..count].contains(&request.amount.currency),
-            balance_currencies: &currencies[..count],
+            balances: self.book.balance_list(profile.id),
         };
-        Some(f(&inputs))
-    }
-
-    /// Runs the checks before the money and records the PIN effect.
-    fn access(
-        &mut self,
-        m: Msg<'_>,
-        now: Timestamp,
-        explain: &mut Explanation,
-    ) -> Result<(), Decline> {
-        let checked = self.with_inputs(m, now, |inputs| {
-            let (result, effect) = check_access(inputs, explain);
-            (result, effect, inputs.card.token, inputs.card.pin_tries)
+        let (access, effect) = check_access(&inputs, explain);
+        let result = access.and_then(|()| {
+            let Some((record, amount, funding)) = money else {
+                return Ok(None);
+            };
+            check_limits(&inputs, amount, self, explain)?;
+            self.check_funds(m.app, card, record, amount, funding, explain)
+                .map(Some)
         });
-        let Some((result, effect, token, tries)) = checked else {
-            return Err(Decline::new(DeclineReason::ProcessingError));
-        };
-        let count = match effect {
-            PinEffect::None => None,
-            PinEffect::Reset if tries == 0 => None,
-            PinEffect::Reset => Some(0),
-            PinEffect::Wrong => Some(tries.saturating_add(1)),
-        };
-        if let Some(count) = count {
-            self.emit(EngineEvent::PinTriesSet { card: token, count });
-        }
-        result
+        (result, pin_count(card, effect))
     }
 
-    fn limits(
-        &self,
-        m: Msg<'_>,
-        amount: Money,
-        now: Timestamp,
-        explain: &mut Explanation,
-    ) -> Result<(), Decline> {
-        self.with_inputs(m, now, |inputs| check_limits(inputs, amount, self, explain))
-            .unwrap_or(Err(Decline::new(DeclineReason::ProcessingError)))
+    /// Records a PIN check's effect on the try counter.
+    fn record_pin(&mut self, pin: Option<PinCount>) {
+        if let Some(PinCount { card, count }) = pin {
+            self.emit(EngineEvent::PinTriesSet { card, count });
+        }
     }
 
     /// 0100 and 0200: the whole pipeline, then a hold (0100) or a posting (0200).
@@ -168,22 +143,17 @@ impl Partition {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
         let mut explain = Explanation::new();
-        let credit = request.txn_type.is_credit();
         let funding = if request.kind == MessageKind::Financial {
             Funding::Post
         } else {
             Funding::Hold
         };
-        let decided = self.access(m, now, &mut explain).and_then(|()| {
-            // A refund moves no money until it clears; a zero amount (account verification)
-            // moves none at all. Neither needs limits or funds.
-            if credit || request.amount.is_zero() {
-                return Ok(None);
-            }
-            self.limits(m, request.amount, now, &mut explain)?;
-            self.check_funds(m.app, &record, request.amount, funding, &mut explain)
-                .map(Some)
-        });
+        // A refund moves no money until it clears; a zero amount (account verification)
+        // moves none at all. Neither needs limits or funds.
+        let moves_money = !request.txn_type.is_credit() && !request.amount.is_zero();
+        let money = moves_money.then_some((&record, request.amount, funding));
+        let (decided, pin) = self.decide(m, now, money, &mut explain);
+        self.record_pin(pin);
         record.explanation = explain;
         match decided {
             Err(decline) => self.record_decline(record, decline),
@@ -194,12 +164,13 @@ impl Partition {
     fn check_funds(
         &self,
         app: &AppData,
+        card: &Card,
         record: &TxnRecord,
         amount: Money,
         funding: Funding,
         explain: &mut Explanation,
     ) -> Result<LedgerEvent, Decline> {
-        match self.plan_funding(record, amount, funding, app) {
+        match self.plan_funding(card, record, amount, funding, app) {
             Ok(planned) => {
                 explain.push(Check::Funds, true, Seen::Amount { amount });
                 Ok(planned)
@@ -357,12 +328,14 @@ impl Partition {
         }
         let mut explain = Explanation::new();
         let added = request.amount;
-        let decided = self.access(m, now, &mut explain).and_then(|()| {
-            self.limits(m, added, now, &mut explain)?;
-            self.check_funds(m.app, &record, added, Funding::Grow, &mut explain)
-        });
+        let money = Some((&record, added, Funding::Grow));
+        let (decided, pin) = self.decide(m, now, money, &mut explain);
+        self.record_pin(pin);
         let planned = match decided {
-            Ok(planned) => planned,
+            Ok(Some(planned)) => planned,
+            Ok(None) => {
+                return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id))
+            }
             Err(decline) => {
                 return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id))
             }
@@ -584,5 +557,24 @@ fn funds_decline(short: FundsShort) -> Decline {
 /// The most holds one command expires (see `Partition::expire_due`).
 pub const EXPIRIES_PER_COMMAND: usize = 256;
 
-/// The most balance currencies of a profile the currency check looks at.
-const PROFILE_CURRENCIES_SEEN: usize = 16;
+/// A PIN try count to record for a card.
+#[derive(Clone, Copy, Debug)]
+struct PinCount {
+    card: CardToken,
+    count: u8,
+}
+
+/// The try count a PIN check's effect leaves on `card`, when it changes.
+fn pin_count(card: &Card, effect: PinEffect) -> Option<PinCount> {
+    let tries = card.pin_tries;
+    let count = match effect {
+        PinEffect::None => None,
+        PinEffect::Reset if tries == 0 => None,
+        PinEffect::Reset => Some(0),
+        PinEffect::Wrong => Some(tries.saturating_add(1)),
+    }?;
+    Some(PinCount {
+        card: card.token,
+        count,
+    })
+}

@@ -94,8 +94,9 @@ impl Partition {
     pub fn new(config: PartitionConfig, app: Arc<SharedAppData>) -> Partition {
         let capacity = config.txn_capacity;
         // Balance ids are unique across partitions: each partition takes one residue class.
-        let book =
+        let mut book =
             Book::with_balance_ids(u64::from(config.index) + 1, u64::from(config.partitions));
+        book.reserve_txns(capacity);
         Partition {
             next_txn: u64::from(config.index) * TXN_ID_STRIDE + 1,
             next_card: 1,
@@ -159,6 +160,7 @@ impl Partition {
                     p.status = *status;
                     p.time_zone = *time_zone;
                 }
+                self.derive_expiries(|c| c.profile == *profile);
             }
             EngineEvent::ProfileLimitSet {
                 profile,
@@ -218,9 +220,24 @@ impl Partition {
     }
 
     fn apply_card_issued(&mut self, card: &Card) {
+        let mut card = card.clone();
+        if let Some(p) = self.profiles.get(&card.profile) {
+            card.derive_expired_from(p.time_zone);
+        }
         self.card_by_pan.insert(card.fingerprint, card.token);
-        self.cards.insert(card.token, card.clone());
+        self.cards.insert(card.token, card);
         self.next_card += 1;
+    }
+
+    /// Works out again when the cards `which` selects expire, in their profile's zone (after
+    /// a zone change, or a snapshot load).
+    pub(crate) fn derive_expiries(&mut self, which: impl Fn(&Card) -> bool) {
+        let zones = &self.profiles;
+        for card in self.cards.values_mut().filter(|c| which(c)) {
+            if let Some(p) = zones.get(&card.profile) {
+                card.derive_expired_from(p.time_zone);
+            }
+        }
     }
 
     fn apply_txn(&mut self, record: &TxnRecord) {

@@ -62,6 +62,7 @@ impl PartitionImage {
             .map(|c| (c.fingerprint, c.token))
             .collect();
         p.cards = self.cards.into_iter().map(|c| (c.token, c)).collect();
+        p.derive_expiries(|_| true);
         p.txns.clear();
         p.txn_by_key.clear();
         p.expiries.clear();

@@ -53,6 +53,32 @@ pub struct Card {
     pub modified: Timestamp,
     /// The newest transaction of the card: the head of its list, newest first.
     pub last_txn: Option<TxnId>,
+    /// The first instant the card is past its expiry in a time zone (the profile's), and
+    /// that zone: the expiry check's date arithmetic done once instead of per message.
+    /// Derived by `apply` and snapshot loading, never stored; `None` (or another zone than
+    /// the profile's) sends the check to the date arithmetic.
+    #[serde(skip)]
+    pub expired_from: Option<(TimeZone, Timestamp)>,
+}
+
+impl Card {
+    /// Works out [`Card::expired_from`] for `tz`.
+    pub(crate) fn derive_expired_from(&mut self, tz: TimeZone) {
+        self.expired_from = expired_from(self.expiry, tz).map(|at| (tz, at));
+    }
+}
+
+/// The first instant the card is past `expiry` in `tz`: local midnight starting the month
+/// after its expiry month (a card is valid through the last day of that month).
+pub fn expired_from(expiry: Expiry, tz: TimeZone) -> Option<Timestamp> {
+    let (year, month) = (i32::from(expiry.year), u32::from(expiry.month));
+    let (year, month) = if month == 12 {
+        (year.checked_add(1)?, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+    cardcore_ledger::book::local_midnight(tz, first)
 }
 
 /// Marks on a transaction that an operator should see.
@@ -133,6 +159,43 @@ impl Answer {
             txn: Some(record.id),
             approval_code: record.approval_code,
             approved_amount: approved.then_some(record.authorised),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The precomputed instant agrees with the date arithmetic it replaces, on both sides
+    /// of it, in zones ahead of and behind UTC and across DST changes.
+    #[test]
+    fn expired_from_agrees_with_the_local_date() {
+        let zones = [
+            "UTC",
+            "Asia/Tokyo",
+            "America/New_York",
+            "Pacific/Kiritimati",
+            "America/Santiago",
+            "Europe/Madrid",
+        ];
+        let expiries = [(2026, 2), (2026, 3), (2026, 10), (2026, 12), (2099, 12)];
+        for zone in zones {
+            let tz = TimeZone::parse(zone).expect("a known zone");
+            for (year, month) in expiries {
+                let expiry = Expiry::new(year, month).expect("a valid expiry");
+                let Some(from) = expired_from(expiry, tz) else {
+                    panic!("{zone} {expiry}: no instant");
+                };
+                for (at, passed) in [(from.0 - 1, false), (from.0, true), (from.0 + 1, true)] {
+                    let local = Timestamp(at).to_datetime().with_timezone(&tz.0);
+                    assert_eq!(
+                        expiry.has_passed(local.date_naive()),
+                        passed,
+                        "{zone} {expiry} at {local}"
+                    );
+                }
+            }
         }
     }
 }

@@ -90,8 +90,8 @@ pub use invariants::InvariantViolation;
 pub use legs::{Debit, Leg, Legs};
 pub use snapshot::{BookSnapshot, ProfileSnapshot, SNAPSHOT_VERSION};
 pub use usage::{
-    window_bounds, AppliedWindows, CardUsage, GrowIn, TypeUsage, UsageCharge, UsageEnd, UsageKey,
-    Window, WindowCounter,
+    local_midnight, window_bounds, AppliedWindows, CardUsage, GrowIn, TypeUsage, UsageCharge,
+    UsageEnd, UsageKey, Window, WindowCounter,
 };
 pub use usage_record::{Released, UsageAmounts, UsagePart, UsageRecord, USAGE_PARTS_MAX};
 
@@ -254,6 +254,13 @@ impl Book {
         }
     }
 
+    /// Reserves room for `live` transactions with a hold and limit usage, so that recording
+    /// one does not grow a table on the decision path.
+    pub fn reserve_txns(&mut self, live: usize) {
+        self.holds.reserve(live);
+        self.usage_records.reserve(live);
+    }
+
     /// Opens a profile: the time zone its limit windows follow and the currency its
     /// profile-limit usage is counted in.
     pub fn open_profile(
@@ -387,6 +394,15 @@ impl Book {
             .map(|p| p.balances.as_slice())
             .unwrap_or(&[]);
         ids.iter().filter_map(|(_, id)| self.balances.get(id))
+    }
+
+    /// The profile's balances by currency, in the order they were opened (empty for an
+    /// unknown profile).
+    pub fn balance_list(&self, profile: ProfileId) -> &[(Currency, BalanceId)] {
+        self.profiles
+            .get(&profile)
+            .map(|p| p.balances.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The currencies the profile has a balance in.

@@ -236,8 +236,9 @@ pub fn window_bounds(tz: TimeZone, granularity: Granularity, now: Timestamp) -> 
 }
 
 /// The instant local midnight begins `date` in `tz` (the first valid local time after it
-/// when midnight falls in a DST gap; the earlier one when it is ambiguous).
-fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
+/// when midnight falls in a DST gap; the earlier one when it is ambiguous): the first instant
+/// whose local date in `tz` is `date`.
+pub fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     (0..=MIDNIGHT_SEARCH_STEPS).find_map(|step| {
         let local =
