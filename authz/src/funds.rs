@@ -6,8 +6,8 @@ use cardcore_core::{
     TransactionType,
 };
 use cardcore_ledger::book::{
-    BookError, CreditKind, Debit, FundingPrefs, FxQuote, FxRates, GrowIn, LedgerEvent, UsageCharge,
-    UsageEnd, UsageKey,
+    Authorised, BookError, CreditKind, Debit, FundingPrefs, FxQuote, FxRates, GrowIn, HoldPlaced,
+    LedgerEvent, UsageCharge, UsageEnd, UsageKey,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -234,6 +234,34 @@ impl Partition {
         };
         let planned = self.book.plan_usage(&charge, now);
         self.emit_ledger(planned, "usage");
+    }
+
+    /// Records an approved authorisation's hold and counts its amount in the limit windows:
+    /// one event for both.
+    pub(crate) fn hold_and_count(
+        &mut self,
+        record: &TxnRecord,
+        hold: HoldPlaced,
+        amount: Money,
+        now: Timestamp,
+    ) {
+        let planned = self
+            .usage_charge(record, amount)
+            .map(|charge| self.book.plan_usage_added(&charge, now));
+        match planned {
+            Some(Ok(usage)) => {
+                let event = LedgerEvent::Authorised(Authorised { hold, usage });
+                self.emit(EngineEvent::Ledger(event));
+            }
+            // No usage counters (never for an issued card), or a refusal (a bug, counted
+            // and logged): the hold stands on its own.
+            other => {
+                self.emit(EngineEvent::Ledger(LedgerEvent::HoldPlaced(hold)));
+                if let Some(refused) = other {
+                    self.emit_ledger(refused.map(LedgerEvent::UsageAdded), "usage");
+                }
+            }
+        }
     }
 
     /// Counts what an incremental authorisation adds, in the windows current now.

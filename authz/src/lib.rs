@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod app;
+mod codec;
 pub mod controls;
 pub mod engine;
 pub mod error;

@@ -211,9 +211,13 @@ impl Partition {
         record.approval_code = Some(approval_code(record.id));
         record.authorised = amount;
         record.response_code = ResponseCode::APPROVED;
-        if let Some(event) = planned {
-            self.emit(EngineEvent::Ledger(event));
-            self.usage_add(&record, amount, now);
+        match planned {
+            Some(LedgerEvent::HoldPlaced(hold)) => self.hold_and_count(&record, hold, amount, now),
+            Some(event) => {
+                self.emit(EngineEvent::Ledger(event));
+                self.usage_add(&record, amount, now);
+            }
+            None => {}
         }
         if request.kind == MessageKind::Financial || amount.is_zero() {
             record.state = TransactionState::Completed;
@@ -275,11 +279,13 @@ impl Partition {
     /// The transaction a follow-up message refers to, or the answer to give when none fits.
     fn original(&self, m: Msg<'_>) -> Result<TxnRecord, ResponseCode> {
         let key = m.request.original.ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        // The answer to the original message names its transaction.
         let id = self
-            .txn_by_key
+            .answers
             .get(&key)
+            .and_then(|a| a.txn)
             .ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
-        let record = self.txns.get(id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        let record = self.txns.get(&id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
         // The follow-up must be for the same card as its original.
         if m.card != record.card {
             return Err(ResponseCode::UNKNOWN_ORIGINAL);

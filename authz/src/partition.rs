@@ -65,9 +65,8 @@ pub struct Partition {
     pub(crate) cards: IdMap<CardToken, Card>,
     pub(crate) card_by_pan: IdMap<PanFingerprint, CardToken>,
     pub(crate) txns: IdMap<TxnId, TxnRecord>,
-    /// The transaction each network message created or referred to (for DE 90 matching).
-    pub(crate) txn_by_key: NetworkMap<MessageKey, TxnId>,
-    /// The answer to each network message (for duplicates).
+    /// The answer to each network message (for duplicates), which also names the
+    /// transaction the message created or referred to (for DE 90 matching).
     pub(crate) answers: NetworkMap<MessageKey, Answer>,
     /// Uncleared holds by purge time, earliest first. Entries are only added; stale ones
     /// are skipped when they come up (see `expire_due`), so recording one never removes.
@@ -106,7 +105,6 @@ impl Partition {
             cards: IdMap::default(),
             card_by_pan: IdMap::default(),
             txns: IdMap::with_capacity_and_hasher(capacity, Default::default()),
-            txn_by_key: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
             answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
             expiries: BinaryHeap::with_capacity(capacity),
             book,
@@ -193,9 +191,6 @@ impl Partition {
             EngineEvent::Txn(record) => self.apply_txn(record),
             EngineEvent::Answered { key, answer } => {
                 self.answers.insert(*key, *answer);
-                if let Some(txn) = answer.txn {
-                    self.txn_by_key.entry(*key).or_insert(txn);
-                }
             }
             EngineEvent::Ledger(e) => self.apply_ledger(e),
         }
@@ -248,7 +243,6 @@ impl Partition {
                 if let Some(card) = self.cards.get_mut(&record.card) {
                     card.last_txn = Some(id);
                 }
-                self.txn_by_key.insert(record.key, id);
                 self.answers.insert(record.key, Answer::of(record));
                 self.next_txn = self.next_txn.max(id.0 + 1);
                 None

@@ -64,21 +64,14 @@ impl PartitionImage {
         p.cards = self.cards.into_iter().map(|c| (c.token, c)).collect();
         p.derive_expiries(|_| true);
         p.txns.clear();
-        p.txn_by_key.clear();
         p.expiries.clear();
         for record in &self.txns {
-            p.txn_by_key.insert(record.key, record.id);
             if let (Some(at), cardcore_core::TransactionState::InProgress) =
                 (record.purge_time, record.state)
             {
                 p.expiries.push(std::cmp::Reverse((at, record.id)));
             }
             p.txns.insert(record.id, *record);
-        }
-        for (key, answer) in &self.answers {
-            if let Some(txn) = answer.txn {
-                p.txn_by_key.entry(*key).or_insert(txn);
-            }
         }
         p.answers = self.answers.into_iter().collect();
         p.next_txn = self.next_txn;

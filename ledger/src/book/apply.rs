@@ -6,7 +6,9 @@
 use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 use rust_decimal::Decimal;
 
-use super::event::{Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted};
+use super::event::{
+    Authorised, Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted,
+};
 use super::fx::{source_amount, FEE_PPM_MAX};
 use super::legs::{Leg, Legs};
 use super::usage::{CardUsage, TypeUsage, WindowCounter};
@@ -142,6 +144,7 @@ impl Book {
             }
             LedgerEvent::Credited(e) => self.apply_credited(e),
             LedgerEvent::HoldPlaced(e) => self.apply_hold_placed(e),
+            LedgerEvent::Authorised(e) => self.apply_authorised(e),
             LedgerEvent::HoldResized(e) => self.apply_hold_resized(e),
             LedgerEvent::HoldReleased { txn, .. } => self.apply_hold_released(*txn),
             LedgerEvent::Captured(e) => self.apply_captured(e),
@@ -248,6 +251,19 @@ impl Book {
             flagged: e.flagged,
         };
         self.holds.insert(e.txn, hold);
+        Ok(())
+    }
+
+    /// The hold and the usage of one approval, all or nothing: the usage is checked first,
+    /// then the hold is checked and written, then the usage is written (which cannot fail).
+    fn apply_authorised(&mut self, e: &Authorised) -> Result<(), BookError> {
+        if e.hold.txn != e.usage.txn {
+            let why = format!("hold of {} with usage of {}", e.hold.txn, e.usage.txn);
+            return Err(BookError::mismatch("Authorised", why));
+        }
+        let counted = self.usage_added_checked(&e.usage)?;
+        self.apply_hold_placed(&e.hold)?;
+        self.write_usage_added(&e.usage, counted);
         Ok(())
     }
 

@@ -38,6 +38,8 @@ pub enum LedgerEvent {
     Credited(Credit),
     /// A transaction's hold on one or more balances.
     HoldPlaced(HoldPlaced),
+    /// An approved authorisation: its hold and its limit usage together.
+    Authorised(Authorised),
     /// A hold grown (incremental authorisation) or shrunk (partial reversal): `legs` is the
     /// whole new set.
     HoldResized(HoldResized),
@@ -93,6 +95,14 @@ pub struct HoldPlaced {
     pub open: Option<OpenBalance>,
     /// Held past available funds: a stand-in advice the network already approved.
     pub flagged: bool,
+}
+
+/// An approved authorisation's hold and the limit usage it counts, applied together: one
+/// event per approval. `hold.txn` and `usage.txn` are the same transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorised {
+    pub hold: HoldPlaced,
+    pub usage: UsageAdded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +211,7 @@ impl LedgerEvent {
             LedgerEvent::BalanceOpened(_) => "BalanceOpened",
             LedgerEvent::Credited(_) => "Credited",
             LedgerEvent::HoldPlaced(_) => "HoldPlaced",
+            LedgerEvent::Authorised(_) => "Authorised",
             LedgerEvent::HoldResized(_) => "HoldResized",
             LedgerEvent::HoldReleased { .. } => "HoldReleased",
             LedgerEvent::Captured(_) => "Captured",
@@ -223,6 +234,7 @@ impl LedgerEvent {
                 CreditKind::Refund(txn) => Some(txn),
             },
             LedgerEvent::HoldPlaced(e) => Some(e.txn),
+            LedgerEvent::Authorised(e) => Some(e.hold.txn),
             LedgerEvent::HoldResized(e) => Some(e.txn),
             LedgerEvent::HoldReleased { txn, .. } => Some(*txn),
             LedgerEvent::Captured(e) => Some(e.txn),
@@ -238,6 +250,7 @@ impl LedgerEvent {
     pub fn is_flagged(&self) -> bool {
         match self {
             LedgerEvent::HoldPlaced(e) => e.flagged,
+            LedgerEvent::Authorised(e) => e.hold.flagged,
             LedgerEvent::HoldResized(e) => e.flagged,
             LedgerEvent::Captured(e) => e.flagged,
             LedgerEvent::Posted(e) => e.flagged,
@@ -251,6 +264,7 @@ impl LedgerEvent {
             LedgerEvent::BalanceOpened(o) => Some(*o),
             LedgerEvent::Credited(e) => e.open,
             LedgerEvent::HoldPlaced(e) => e.open,
+            LedgerEvent::Authorised(e) => e.hold.open,
             LedgerEvent::HoldResized(e) => e.open,
             LedgerEvent::Captured(e) => e.open,
             LedgerEvent::Posted(e) => e.open,

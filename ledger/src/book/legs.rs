@@ -109,6 +109,15 @@ impl Legs {
         }
     }
 
+    /// Legs holding `items`, in that order; `None` for more than [`HOLD_LEGS_MAX`].
+    pub fn from_slice(items: &[Leg]) -> Option<Legs> {
+        let mut legs = Legs::new();
+        for leg in items {
+            legs.push(*leg).ok()?;
+        }
+        Some(legs)
+    }
+
     pub fn as_slice(&self) -> &[Leg] {
         &self.items[..usize::from(self.len)]
     }

