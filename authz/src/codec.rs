@@ -4,8 +4,8 @@
 //! Every field is little-endian at a place fixed by the fields before it. Integers and ids
 //! take their width; a currency is its ISO 4217 numeric code (u16); an enum is one byte, its
 //! position in the type's `ALL` list; `Option<T>` is a byte (0 none, 1 some) followed by
-//! `T`'s bytes, zero when none; a short text is its length and its bytes, zero-padded to its
-//! capacity; a decimal rate is its 16-byte form. The one variable part is a hold's legs: a
+//! `T`'s bytes, zero when none; a short text is its length and its bytes, padded with spaces
+//! to its capacity; a decimal rate is its 16-byte form. The one variable part is a hold's legs: a
 //! count, then that many legs.
 //!
 //! Encoding writes straight into the record buffer and cannot fail. Decoding is strict: it
@@ -324,11 +324,10 @@ impl<const N: usize> Layout for ShortText<N> {
     const MAX_LEN: usize = 1 + N;
     #[inline(always)]
     fn put(&self, out: &mut Out<'_>) {
-        let text = self.as_bytes();
         // A short text holds at most N ≤ 255 bytes.
-        (text.len() as u8).put(out);
-        out.bytes(text);
-        out.skip(N - text.len());
+        (self.as_bytes().len() as u8).put(out);
+        // All N bytes, spaces after the text: a copy of known size.
+        out.bytes(self.padded());
     }
     fn read(inp: &mut In<'_>, field: &'static str) -> Result<Self, DecodeError> {
         let len = usize::from(u8::read(inp, field)?);
@@ -337,8 +336,8 @@ impl<const N: usize> Layout for ShortText<N> {
         }
         let bytes: [u8; N] = inp.array(field)?;
         let (text, padding) = bytes.split_at(len);
-        if padding.iter().any(|b| *b != 0) {
-            return Err(inp.fail(field, "non-zero padding"));
+        if padding.iter().any(|b| *b != b' ') {
+            return Err(inp.fail(field, "padding other than spaces"));
         }
         ShortText::exact(text).ok_or_else(|| inp.fail(field, "text longer than its room"))
     }

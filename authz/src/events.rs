@@ -143,9 +143,7 @@ impl RecordWriter {
                 };
                 self.push_laid_out(profile, KIND_ANSWERED, &answered);
             }
-            EngineEvent::Ledger(LedgerEvent::Authorised(e)) => {
-                self.push_laid_out(profile, KIND_AUTHORISED, e)
-            }
+            EngineEvent::Ledger(LedgerEvent::Authorised(e)) => self.push_authorised(profile, e),
             other => {
                 self.start(profile);
                 self.buf.push(KIND_BINCODE);
@@ -156,6 +154,11 @@ impl RecordWriter {
                 self.count += 1;
             }
         }
+    }
+
+    /// Appends [`LedgerEvent::Authorised`] `approval`.
+    pub fn push_authorised(&mut self, profile: ProfileId, approval: &Authorised) {
+        self.push_laid_out(profile, KIND_AUTHORISED, approval);
     }
 
     /// Appends [`EngineEvent::Txn`] of `record`.

@@ -236,32 +236,53 @@ impl Partition {
         self.emit_ledger(planned, "usage");
     }
 
-    /// Records an approved authorisation's hold and counts its amount in the limit windows:
-    /// one event for both.
+    /// Records an approved authorisation's hold, planned into `approval`, and counts its
+    /// amount in the limit windows: one event for both.
     pub(crate) fn hold_and_count(
         &mut self,
         record: &TxnRecord,
-        hold: HoldPlaced,
+        approval: &mut Authorised,
         amount: Money,
         now: Timestamp,
     ) {
-        let planned = self
-            .usage_charge(record, amount)
-            .map(|charge| self.book.plan_usage_added(&charge, now));
+        let convert = |m: Money, c: Currency| self.usage_amount(m, c);
+        let limit_type = limit_type_of_type(record.txn_type);
+        let planned = self.book.plan_usage_converted(
+            record.id,
+            record.card,
+            limit_type,
+            amount,
+            convert,
+            now,
+        );
         match planned {
-            Some(Ok(usage)) => {
-                let event = LedgerEvent::Authorised(Authorised { hold, usage });
-                self.emit(EngineEvent::Ledger(event));
+            Ok(usage) => {
+                approval.usage = usage;
+                self.emit_authorised(approval);
             }
-            // No usage counters (never for an issued card), or a refusal (a bug, counted
-            // and logged): the hold stands on its own.
-            other => {
-                self.emit(EngineEvent::Ledger(LedgerEvent::HoldPlaced(hold)));
-                if let Some(refused) = other {
-                    self.emit_ledger(refused.map(LedgerEvent::UsageAdded), "usage");
-                }
+            // A refusal is a bug (every issued card has counters): it is counted and logged,
+            // and the hold stands on its own.
+            Err(refused) => {
+                self.emit(EngineEvent::Ledger(LedgerEvent::HoldPlaced(approval.hold)));
+                self.emit_ledger(Err(refused), "usage");
             }
         }
+    }
+
+    /// Plans a new hold of `amount` for `record` into `out`, or says why it cannot be
+    /// funded.
+    pub(crate) fn plan_hold_into(
+        &self,
+        card: &Card,
+        record: &TxnRecord,
+        amount: Money,
+        app: &AppData,
+        out: &mut HoldPlaced,
+    ) -> Result<(), FundsShort> {
+        let rates: &AppData = app;
+        self.book
+            .plan_hold_into(record.id, record.profile, amount, &prefs(card), rates, out)
+            .map_err(|e| short(e, amount.currency))
     }
 
     /// Counts what an incremental authorisation adds, in the windows current now.

@@ -5,7 +5,7 @@
 use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason, ResponseCode};
 use cardcore_core::{CardToken, Money, Timestamp, TransactionState, TxnId};
 
-use cardcore_ledger::book::{LedgerEvent, UsageEnd};
+use cardcore_ledger::book::{Authorised, HoldPlaced, LedgerEvent, UsageEnd};
 
 use crate::app::AppData;
 use crate::events::EngineEvent;
@@ -58,47 +58,19 @@ impl Partition {
     }
 
     fn new_record(&self, m: Msg<'_>, now: Timestamp) -> Option<TxnRecord> {
-        let request = m.request;
         let card = self.cards.get(&m.card)?;
-        Some(TxnRecord {
-            id: self.peek_txn_id(),
-            profile: card.profile,
-            card: card.token,
-            txn_type: request.txn_type,
-            state: TransactionState::Declined,
-            kind: request.kind,
-            key: request.key,
-            rrn: request.rrn,
-            requested: request.amount,
-            authorised: Money::zero(request.amount.currency),
-            cleared: None,
-            mcc: request.mcc,
-            channel: request.channel,
-            merchant: request.merchant,
-            country: request.country,
-            response_code: ResponseCode::APPROVED,
-            decline: None,
-            approval_code: None,
-            flags: TxnFlags {
-                pre_auth: request.pre_auth,
-                ..TxnFlags::default()
-            },
-            created: now,
-            modified: now,
-            purge_time: None,
-            explanation: Explanation::new(),
-            previous_of_card: card.last_txn,
-        })
+        Some(new_record(m.request, card, self.peek_txn_id(), now))
     }
 
     /// Runs the pipeline on a message: the checks before the money, then, when `money` says
     /// what is to be funded and how, the limits on that amount and its funding plan. Changes
-    /// nothing: the PIN try count to record comes back with the decision.
+    /// nothing: the PIN try count to record comes back with the decision. A new hold is
+    /// planned straight into the event that will journal it; other plans come back.
     fn decide(
         &self,
         m: Msg<'_>,
         now: Timestamp,
-        money: Option<(&TxnRecord, Money, Funding)>,
+        money: Option<(&TxnRecord, Money, PlanInto<'_>)>,
         explain: &mut Explanation,
     ) -> (Result<Option<LedgerEvent>, Decline>, Option<PinCount>) {
         let processing = Decline::new(DeclineReason::ProcessingError);
@@ -119,12 +91,11 @@ impl Partition {
         };
         let (access, effect) = check_access(&inputs, explain);
         let result = access.and_then(|()| {
-            let Some((record, amount, funding)) = money else {
+            let Some((record, amount, into)) = money else {
                 return Ok(None);
             };
             check_limits(&inputs, amount, self, explain)?;
-            self.check_funds(m.app, card, record, amount, funding, explain)
-                .map(Some)
+            self.check_funds(m.app, card, record, amount, into, explain)
         });
         (result, pin_count(card, effect))
     }
@@ -139,25 +110,33 @@ impl Partition {
     /// 0100 and 0200: the whole pipeline, then a hold (0100) or a posting (0200).
     fn authorize(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
         let request = m.request;
-        let Some(mut record) = self.new_record(m, now) else {
+        let Some(card) = self.cards.get(&m.card) else {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
+        let mut record = new_record(request, card, self.peek_txn_id(), now);
         let mut explain = Explanation::new();
-        let funding = if request.kind == MessageKind::Financial {
-            Funding::Post
+        let mut approval = Authorised::empty(record.id, record.profile, request.amount.currency);
+        let into = if request.kind == MessageKind::Financial {
+            PlanInto::Event(Funding::Post)
         } else {
-            Funding::Hold
+            PlanInto::Hold(&mut approval.hold)
         };
         // A refund moves no money until it clears; a zero amount (account verification)
         // moves none at all. Neither needs limits or funds.
         let moves_money = !request.txn_type.is_credit() && !request.amount.is_zero();
-        let money = moves_money.then_some((&record, request.amount, funding));
+        let money = moves_money.then_some((&record, request.amount, into));
         let (decided, pin) = self.decide(m, now, money, &mut explain);
         self.record_pin(pin);
         record.explanation = explain;
         match decided {
-            Err(decline) => self.record_decline(record, decline),
-            Ok(planned) => self.record_approval(record, request, planned, now),
+            Err(decline) => self.record_decline(&mut record, decline),
+            Ok(None) if moves_money && request.kind != MessageKind::Financial => {
+                self.record_approval(&mut record, request, Planned::Hold(&mut approval), now)
+            }
+            Ok(None) => self.record_approval(&mut record, request, Planned::Nothing, now),
+            Ok(Some(event)) => {
+                self.record_approval(&mut record, request, Planned::Event(&event), now)
+            }
         }
     }
 
@@ -167,10 +146,18 @@ impl Partition {
         card: &Card,
         record: &TxnRecord,
         amount: Money,
-        funding: Funding,
+        into: PlanInto<'_>,
         explain: &mut Explanation,
-    ) -> Result<LedgerEvent, Decline> {
-        match self.plan_funding(card, record, amount, funding, app) {
+    ) -> Result<Option<LedgerEvent>, Decline> {
+        let planned = match into {
+            PlanInto::Hold(hold) => self
+                .plan_hold_into(card, record, amount, app, hold)
+                .map(|()| None),
+            PlanInto::Event(funding) => self
+                .plan_funding(card, record, amount, funding, app)
+                .map(Some),
+        };
+        match planned {
             Ok(planned) => {
                 explain.push(Check::Funds, true, Seen::Amount { amount });
                 Ok(planned)
@@ -190,21 +177,20 @@ impl Partition {
         }
     }
 
-    fn record_decline(&mut self, mut record: TxnRecord, decline: Decline) -> Answer {
+    fn record_decline(&mut self, record: &mut TxnRecord, decline: Decline) -> Answer {
         record.state = TransactionState::Declined;
         record.decline = Some(decline);
         record.response_code = decline.field39();
-        let answer = Answer::of(&record);
         // Recorded with the transaction: applying it records the answer for duplicates.
-        self.emit(EngineEvent::Txn(record));
-        answer
+        self.emit_txn(record);
+        Answer::of(record)
     }
 
     fn record_approval(
         &mut self,
-        mut record: TxnRecord,
+        record: &mut TxnRecord,
         request: &Request,
-        planned: Option<LedgerEvent>,
+        planned: Planned<'_>,
         now: Timestamp,
     ) -> Answer {
         let amount = request.amount;
@@ -212,12 +198,12 @@ impl Partition {
         record.authorised = amount;
         record.response_code = ResponseCode::APPROVED;
         match planned {
-            Some(LedgerEvent::HoldPlaced(hold)) => self.hold_and_count(&record, hold, amount, now),
-            Some(event) => {
-                self.emit(EngineEvent::Ledger(event));
-                self.usage_add(&record, amount, now);
+            Planned::Hold(approval) => self.hold_and_count(record, approval, amount, now),
+            Planned::Event(event) => {
+                self.emit(EngineEvent::Ledger(event.clone()));
+                self.usage_add(record, amount, now);
             }
-            None => {}
+            Planned::Nothing => {}
         }
         if request.kind == MessageKind::Financial || amount.is_zero() {
             record.state = TransactionState::Completed;
@@ -225,18 +211,17 @@ impl Partition {
             if request.txn_type.is_credit() {
                 // A refund credits money and leaves limit usage as it is: there is no
                 // usage to close, and closing would count it as spending.
-                self.funds_credit(&record, amount);
+                self.funds_credit(record, amount);
             } else {
-                self.usage_close(&record, amount, now);
+                self.usage_close(record, amount, now);
             }
         } else {
             record.state = TransactionState::InProgress;
-            record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
+            record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(record)));
         }
-        let answer = Answer::of(&record);
         // Recorded with the transaction: applying it records the answer for duplicates.
-        self.emit(EngineEvent::Txn(record));
-        answer
+        self.emit_txn(record);
+        Answer::of(record)
     }
 
     fn hold_ttl_ms(&self, record: &TxnRecord) -> i64 {
@@ -334,7 +319,7 @@ impl Partition {
         }
         let mut explain = Explanation::new();
         let added = request.amount;
-        let money = Some((&record, added, Funding::Grow));
+        let money = Some((&record, added, PlanInto::Event(Funding::Grow)));
         let (decided, pin) = self.decide(m, now, money, &mut explain);
         self.record_pin(pin);
         let planned = match decided {
@@ -546,6 +531,57 @@ impl Partition {
             expired += 1;
         }
         expired
+    }
+}
+
+/// Where the pipeline writes a funding plan.
+enum PlanInto<'a> {
+    /// A new hold, straight into the event that journals it.
+    Hold(&'a mut HoldPlaced),
+    /// Any other funding, returned as its event.
+    Event(Funding),
+}
+
+/// What an approval records about its money.
+enum Planned<'a> {
+    /// A new hold, planned into the approval's event (its usage still to be counted).
+    Hold(&'a mut Authorised),
+    /// Another ledger event (a posting), usage still to be counted.
+    Event(&'a LedgerEvent),
+    /// Nothing moves (a refund, an account verification).
+    Nothing,
+}
+
+/// The record of a new transaction for `request` on `card`, declined until decided.
+fn new_record(request: &Request, card: &Card, id: TxnId, now: Timestamp) -> TxnRecord {
+    TxnRecord {
+        id,
+        profile: card.profile,
+        card: card.token,
+        txn_type: request.txn_type,
+        state: TransactionState::Declined,
+        kind: request.kind,
+        key: request.key,
+        rrn: request.rrn,
+        requested: request.amount,
+        authorised: Money::zero(request.amount.currency),
+        cleared: None,
+        mcc: request.mcc,
+        channel: request.channel,
+        merchant: request.merchant,
+        country: request.country,
+        response_code: ResponseCode::APPROVED,
+        decline: None,
+        approval_code: None,
+        flags: TxnFlags {
+            pre_auth: request.pre_auth,
+            ..TxnFlags::default()
+        },
+        created: now,
+        modified: now,
+        purge_time: None,
+        explanation: Explanation::new(),
+        previous_of_card: card.last_txn,
     }
 }
 

@@ -10,7 +10,7 @@ use cardcore_core::decline::ResponseCode;
 use cardcore_core::{
     CardToken, PanFingerprint, PanKey, ProfileId, Timestamp, TransactionState, TxnId,
 };
-use cardcore_ledger::book::{Book, IdMap, LedgerEvent};
+use cardcore_ledger::book::{Authorised, Book, IdMap, LedgerEvent};
 
 use crate::app::SharedAppData;
 use crate::events::{EngineEvent, RecordWriter};
@@ -126,6 +126,22 @@ impl Partition {
         self.record.push(self.pending_profile, &event);
     }
 
+    /// [`Partition::emit`] of [`EngineEvent::Txn`], without copying the record into an event.
+    pub(crate) fn emit_txn(&mut self, record: &TxnRecord) {
+        self.apply_txn(record);
+        self.record.push_txn(self.pending_profile, record);
+    }
+
+    /// [`Partition::emit`] of [`LedgerEvent::Authorised`], without copying it into an event.
+    pub(crate) fn emit_authorised(&mut self, approval: &Authorised) {
+        match self.book.apply_authorised(approval) {
+            // An approval moves nothing for good: there are no postings to note.
+            Ok(()) => {}
+            Err(e) => self.refused_event(&e),
+        }
+        self.record.push_authorised(self.pending_profile, approval);
+    }
+
     /// Takes the events of the command just handled, encoded for the journal; `None` when the
     /// command changed nothing.
     pub fn take_encoded(&mut self) -> Option<&[u8]> {
@@ -199,12 +215,14 @@ impl Partition {
     fn apply_ledger(&mut self, event: &LedgerEvent) {
         match self.book.apply(event) {
             Ok(()) => self.note_postings(event),
-            // Only a corrupt journal or a bug gets here; the book changed nothing.
-            Err(e) => {
-                self.ledger_refusals += 1;
-                tracing::error!(error = %e, "ledger event does not apply");
-            }
+            Err(e) => self.refused_event(&e),
         }
+    }
+
+    /// Only a corrupt journal or a bug gets here; the book changed nothing.
+    fn refused_event(&mut self, e: &cardcore_ledger::book::BookError) {
+        self.ledger_refusals += 1;
+        tracing::error!(error = %e, "ledger event does not apply");
     }
 
     fn with_card(&mut self, token: &CardToken, at: Timestamp, change: impl FnOnce(&mut Card)) {

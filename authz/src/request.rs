@@ -78,6 +78,11 @@ impl<const N: usize> ShortText<N> {
         }
     }
 
+    /// All `N` bytes: the text, then spaces.
+    pub(crate) fn padded(&self) -> &[u8; N] {
+        &self.bytes
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }

@@ -105,6 +105,39 @@ pub struct Authorised {
     pub usage: UsageAdded,
 }
 
+impl Authorised {
+    /// An event to plan into (see [`Book::plan_hold_into`](super::Book::plan_hold_into)):
+    /// no legs, no usage, for `txn`.
+    pub fn empty(txn: TxnId, profile: ProfileId, currency: Currency) -> Authorised {
+        Authorised {
+            hold: HoldPlaced::empty(txn, profile, currency),
+            usage: UsageAdded {
+                txn,
+                card: CardToken(0),
+                limit_type: LimitType::Purchase,
+                currency,
+                amounts: UsageAmounts::ZERO,
+                daily: Window::EMPTY,
+                monthly: Window::EMPTY,
+            },
+        }
+    }
+}
+
+impl HoldPlaced {
+    /// A hold of nothing yet, to fund.
+    pub fn empty(txn: TxnId, profile: ProfileId, currency: Currency) -> HoldPlaced {
+        HoldPlaced {
+            txn,
+            profile,
+            currency,
+            legs: Legs::new(),
+            open: None,
+            flagged: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldResized {
     pub txn: TxnId,

@@ -149,6 +149,12 @@ impl Legs {
         self.iter().position(|l| l.currency == txn_currency)
     }
 
+    /// Removes every leg. The slots keep their old contents, which nothing reads: every
+    /// use of legs looks at the first `len` only.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
     pub(crate) fn get_mut(&mut self, index: usize) -> &mut Leg {
         &mut self.items[..usize::from(self.len)][index]
     }

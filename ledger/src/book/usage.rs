@@ -284,6 +284,54 @@ impl Book {
         })
     }
 
+    /// [`Book::plan_usage_added`] for `amount` in the transaction currency, which `convert`
+    /// turns into each counter's currency: the card and the profile are looked up once.
+    pub fn plan_usage_converted(
+        &self,
+        txn: TxnId,
+        card: CardToken,
+        limit_type: LimitType,
+        amount: Money,
+        convert: impl Fn(Money, Currency) -> Money,
+        now: Timestamp,
+    ) -> Result<UsageAdded, BookError> {
+        if self.usage_records.contains_key(&txn) {
+            return Err(BookError::UsageExists(txn));
+        }
+        let usage = self.cards.get(&card).ok_or(BookError::UnknownCard(card))?;
+        let profile = self
+            .profiles
+            .get(&usage.profile)
+            .ok_or(BookError::UnknownProfile(usage.profile))?;
+        check_usage_amount("transaction usage", amount, amount.currency)?;
+        let card_amount = convert(amount, usage.currency);
+        let profile_amount = convert(amount, profile.usage_currency);
+        check_usage_amount("card usage", card_amount, usage.currency)?;
+        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
+        let counters = &profile.usage[limit_type.index()];
+        let tz = profile.time_zone;
+        let daily = current_window(&[usage.daily, counters.daily], tz, Granularity::Daily, now)?;
+        let monthly = current_window(
+            &[usage.monthly, counters.monthly],
+            tz,
+            Granularity::Monthly,
+            now,
+        )?;
+        Ok(UsageAdded {
+            txn,
+            card,
+            limit_type,
+            currency: amount.currency,
+            amounts: UsageAmounts {
+                txn_minor: amount.amount_minor,
+                card_minor: card_amount.amount_minor,
+                profile_minor: profile_amount.amount_minor,
+            },
+            daily,
+            monthly,
+        })
+    }
+
     /// Adds to an open transaction's usage: an incremental authorisation counts in the
     /// windows current at `now` ([`GrowIn::Current`]), an amount cleared above the
     /// authorisations in the newest authorisation's windows ([`GrowIn::Authorised`]).
@@ -590,8 +638,7 @@ impl Book {
     }
 
     /// The card's and the profile's counters after counting `c`, checked; nothing is
-    /// written. The lifetime counter always counts; each windowed counter only if its bit is
-    /// in `c.windows` (and keeps a newer window it is already in).
+    /// written.
     fn added_usage(
         &self,
         event: &'static str,
@@ -601,54 +648,12 @@ impl Book {
         c: &Counted<'_>,
     ) -> Result<(CardUsage, TypeUsage), BookError> {
         let bad = |why: &str| BookError::mismatch(event, format!("{txn}: {why}"));
-        let (amounts, daily, monthly) = (c.amounts, c.daily, c.monthly);
-        if amounts.is_negative() || c.windows.0 & !AppliedWindows::ALL != 0 {
-            return Err(bad("negative amount or unknown window"));
-        }
-        if daily.start >= daily.end || monthly.start >= monthly.end {
-            return Err(bad("empty window"));
-        }
         let usage = self.cards.get(&card).ok_or_else(|| bad("unknown card"))?;
         let profile = self
             .profiles
             .get(&usage.profile)
             .ok_or_else(|| bad("unknown profile"))?;
-        let t = profile.usage[limit_type.index()];
-        let overflow = || BookError::Overflow {
-            what: "usage counter",
-        };
-        let (card_minor, profile_minor) = (amounts.card_minor, amounts.profile_minor);
-        let add = |counter: WindowCounter, bit: u8, window: Window, minor: i64| {
-            if c.windows.has(bit) {
-                counter.added(window, minor).ok_or_else(overflow)
-            } else {
-                Ok(counter)
-            }
-        };
-        let card_after = CardUsage {
-            daily: add(usage.daily, AppliedWindows::CARD_DAILY, daily, card_minor)?,
-            monthly: add(
-                usage.monthly,
-                AppliedWindows::CARD_MONTHLY,
-                monthly,
-                card_minor,
-            )?,
-            lifetime_minor: usage
-                .lifetime_minor
-                .checked_add(card_minor)
-                .ok_or_else(overflow)?,
-            ..*usage
-        };
-        let counters = TypeUsage {
-            daily: add(t.daily, AppliedWindows::PROFILE_DAILY, daily, profile_minor)?,
-            monthly: add(
-                t.monthly,
-                AppliedWindows::PROFILE_MONTHLY,
-                monthly,
-                profile_minor,
-            )?,
-        };
-        Ok((card_after, counters))
+        counters_after(event, txn, usage, &profile.usage[limit_type.index()], c)
     }
 
     /// The record, the card's and the profile's counters after `e`, checked; nothing is
@@ -746,11 +751,66 @@ impl Book {
 }
 
 /// An amount to count, where, and in which counters.
-struct Counted<'a> {
-    amounts: &'a UsageAmounts,
-    daily: Window,
-    monthly: Window,
-    windows: AppliedWindows,
+pub(crate) struct Counted<'a> {
+    pub(crate) amounts: &'a UsageAmounts,
+    pub(crate) daily: Window,
+    pub(crate) monthly: Window,
+    pub(crate) windows: AppliedWindows,
+}
+
+/// A card's counters (`card`) and its profile's counters of the transaction's limit type
+/// (`t`) after counting `c`, checked. The lifetime counter always counts; each windowed
+/// counter only if its bit is in `c.windows` (and keeps a newer window it is already in).
+pub(crate) fn counters_after(
+    event: &'static str,
+    txn: TxnId,
+    card: &CardUsage,
+    t: &TypeUsage,
+    c: &Counted<'_>,
+) -> Result<(CardUsage, TypeUsage), BookError> {
+    let bad = |why: &str| BookError::mismatch(event, format!("{txn}: {why}"));
+    let (amounts, daily, monthly) = (c.amounts, c.daily, c.monthly);
+    if amounts.is_negative() || c.windows.0 & !AppliedWindows::ALL != 0 {
+        return Err(bad("negative amount or unknown window"));
+    }
+    if daily.start >= daily.end || monthly.start >= monthly.end {
+        return Err(bad("empty window"));
+    }
+    let overflow = || BookError::Overflow {
+        what: "usage counter",
+    };
+    let (card_minor, profile_minor) = (amounts.card_minor, amounts.profile_minor);
+    let add = |counter: WindowCounter, bit: u8, window: Window, minor: i64| {
+        if c.windows.has(bit) {
+            counter.added(window, minor).ok_or_else(overflow)
+        } else {
+            Ok(counter)
+        }
+    };
+    let card_after = CardUsage {
+        daily: add(card.daily, AppliedWindows::CARD_DAILY, daily, card_minor)?,
+        monthly: add(
+            card.monthly,
+            AppliedWindows::CARD_MONTHLY,
+            monthly,
+            card_minor,
+        )?,
+        lifetime_minor: card
+            .lifetime_minor
+            .checked_add(card_minor)
+            .ok_or_else(overflow)?,
+        ..*card
+    };
+    let counters = TypeUsage {
+        daily: add(t.daily, AppliedWindows::PROFILE_DAILY, daily, profile_minor)?,
+        monthly: add(
+            t.monthly,
+            AppliedWindows::PROFILE_MONTHLY,
+            monthly,
+            profile_minor,
+        )?,
+    };
+    Ok((card_after, counters))
 }
 
 fn check_usage_amount(
