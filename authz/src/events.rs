@@ -172,7 +172,9 @@ impl RecordWriter {
         let start = self.buf.len();
         self.buf.resize(start + 1 + T::MAX_LEN, 0);
         self.buf[start] = kind;
-        let mut out = Out::new(&mut self.buf[start + 1..]);
+        // A slice of exactly the room the value may take: its length is a constant, so the
+        // writes at constant offsets need no bounds checks.
+        let mut out = Out::new(&mut self.buf[start + 1..start + 1 + T::MAX_LEN]);
         value.put(&mut out);
         let len = out.len();
         self.buf.truncate(start + 1 + len);

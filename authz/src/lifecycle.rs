@@ -42,7 +42,7 @@ impl Partition {
         };
         let (profile, token) = (card.profile, card.token);
         self.pending_profile = profile;
-        let app = self.app.load();
+        let app = self.app_data();
         let m = Msg {
             request,
             card: token,
@@ -63,16 +63,16 @@ impl Partition {
     }
 
     /// Runs the pipeline on a message: the checks before the money, then, when `money` says
-    /// what is to be funded and how, the limits on that amount and its funding plan. Changes
-    /// nothing: the PIN try count to record comes back with the decision. A new hold is
-    /// planned straight into the event that will journal it; other plans come back.
+    /// what is to be funded and how, the limits on that amount and its funding plan, written
+    /// where `money` says (a new hold straight into the event that will journal it). Changes
+    /// nothing: the PIN try count to record comes back with the decision.
     fn decide(
         &self,
         m: Msg<'_>,
         now: Timestamp,
         money: Option<(&TxnRecord, Money, PlanInto<'_>)>,
         explain: &mut Explanation,
-    ) -> (Result<Option<LedgerEvent>, Decline>, Option<PinCount>) {
+    ) -> (Result<(), Decline>, Option<PinCount>) {
         let processing = Decline::new(DeclineReason::ProcessingError);
         let Some(card) = self.cards.get(&m.card) else {
             return (Err(processing), None);
@@ -92,7 +92,7 @@ impl Partition {
         let (access, effect) = check_access(&inputs, explain);
         let result = access.and_then(|()| {
             let Some((record, amount, into)) = money else {
-                return Ok(None);
+                return Ok(());
             };
             check_limits(&inputs, amount, self, explain)?;
             self.check_funds(m.app, card, record, amount, into, explain)
@@ -116,8 +116,10 @@ impl Partition {
         let mut record = new_record(request, card, self.peek_txn_id(), now);
         let mut explain = Explanation::new();
         let mut approval = Authorised::empty(record.id, record.profile, request.amount.currency);
-        let into = if request.kind == MessageKind::Financial {
-            PlanInto::Event(Funding::Post)
+        let mut posting = None;
+        let posts = request.kind == MessageKind::Financial;
+        let into = if posts {
+            PlanInto::Event(Funding::Post, &mut posting)
         } else {
             PlanInto::Hold(&mut approval.hold)
         };
@@ -128,16 +130,16 @@ impl Partition {
         let (decided, pin) = self.decide(m, now, money, &mut explain);
         self.record_pin(pin);
         record.explanation = explain;
-        match decided {
-            Err(decline) => self.record_decline(&mut record, decline),
-            Ok(None) if moves_money && request.kind != MessageKind::Financial => {
-                self.record_approval(&mut record, request, Planned::Hold(&mut approval), now)
-            }
-            Ok(None) => self.record_approval(&mut record, request, Planned::Nothing, now),
-            Ok(Some(event)) => {
-                self.record_approval(&mut record, request, Planned::Event(&event), now)
-            }
+        if let Err(decline) = decided {
+            return self.record_decline(&mut record, decline);
         }
+        let planned = match (moves_money, posts, &posting) {
+            (false, _, _) => Planned::Nothing,
+            (true, false, _) => Planned::Hold(&mut approval),
+            (true, true, Some(event)) => Planned::Event(event),
+            (true, true, None) => Planned::Nothing,
+        };
+        self.record_approval(&mut record, request, planned, now)
     }
 
     fn check_funds(
@@ -148,19 +150,17 @@ impl Partition {
         amount: Money,
         into: PlanInto<'_>,
         explain: &mut Explanation,
-    ) -> Result<Option<LedgerEvent>, Decline> {
+    ) -> Result<(), Decline> {
         let planned = match into {
-            PlanInto::Hold(hold) => self
-                .plan_hold_into(card, record, amount, app, hold)
-                .map(|()| None),
-            PlanInto::Event(funding) => self
+            PlanInto::Hold(hold) => self.plan_hold_into(card, record, amount, app, hold),
+            PlanInto::Event(funding, out) => self
                 .plan_funding(card, record, amount, funding, app)
-                .map(Some),
+                .map(|event| *out = Some(event)),
         };
         match planned {
-            Ok(planned) => {
+            Ok(()) => {
                 explain.push(Check::Funds, true, Seen::Amount { amount });
-                Ok(planned)
+                Ok(())
             }
             Err(short) => {
                 let available = amount.checked_sub(short.shortfall).unwrap_or(amount);
@@ -319,17 +319,15 @@ impl Partition {
         }
         let mut explain = Explanation::new();
         let added = request.amount;
-        let money = Some((&record, added, PlanInto::Event(Funding::Grow)));
+        let mut grown = None;
+        let money = Some((&record, added, PlanInto::Event(Funding::Grow, &mut grown)));
         let (decided, pin) = self.decide(m, now, money, &mut explain);
         self.record_pin(pin);
-        let planned = match decided {
-            Ok(Some(planned)) => planned,
-            Ok(None) => {
-                return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id))
-            }
-            Err(decline) => {
-                return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id))
-            }
+        if let Err(decline) = decided {
+            return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id));
+        }
+        let Some(planned) = grown else {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
         };
         let (Ok(requested), Ok(authorised)) = (
             record.requested.checked_add(added),
@@ -538,8 +536,8 @@ impl Partition {
 enum PlanInto<'a> {
     /// A new hold, straight into the event that journals it.
     Hold(&'a mut HoldPlaced),
-    /// Any other funding, returned as its event.
-    Event(Funding),
+    /// Any other funding, as its event.
+    Event(Funding, &'a mut Option<LedgerEvent>),
 }
 
 /// What an approval records about its money.

@@ -12,7 +12,7 @@ use cardcore_core::{
 };
 use cardcore_ledger::book::{Authorised, Book, IdMap, LedgerEvent};
 
-use crate::app::SharedAppData;
+use crate::app::{AppData, SharedAppData};
 use crate::events::{EngineEvent, RecordWriter};
 use crate::pipeline::Keys;
 use crate::request::MessageKey;
@@ -61,6 +61,9 @@ pub const TXN_ID_STRIDE: u64 = 1_000_000_000_000;
 pub struct Partition {
     pub(crate) config: PartitionConfig,
     pub(crate) app: Arc<SharedAppData>,
+    /// The application data version this partition decided with last, and that version:
+    /// loaded again only when a new one is published.
+    app_seen: (u64, Arc<AppData>),
     pub(crate) profiles: IdMap<ProfileId, Profile>,
     pub(crate) cards: IdMap<CardToken, Card>,
     pub(crate) card_by_pan: IdMap<PanFingerprint, CardToken>,
@@ -96,7 +99,9 @@ impl Partition {
         let mut book =
             Book::with_balance_ids(u64::from(config.index) + 1, u64::from(config.partitions));
         book.reserve_txns(capacity);
+        let app_seen = (app.version(), app.snapshot());
         Partition {
+            app_seen,
             next_txn: u64::from(config.index) * TXN_ID_STRIDE + 1,
             next_card: 1,
             config,
@@ -114,6 +119,16 @@ impl Partition {
             last_journaled: 0,
             ledger_refusals: 0,
         }
+    }
+
+    /// The current application data: the version kept from the last message unless a newer
+    /// one was published since.
+    pub(crate) fn app_data(&mut self) -> Arc<AppData> {
+        let version = self.app.version();
+        if version != self.app_seen.0 {
+            self.app_seen = (version, self.app.snapshot());
+        }
+        Arc::clone(&self.app_seen.1)
     }
 
     pub fn index(&self) -> u32 {

@@ -283,7 +283,14 @@ impl Book {
         const EVENT: &str = "Authorised";
         let (hold, usage) = (&e.hold, &e.usage);
         let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", hold.txn));
-        check_legs(EVENT, &hold.legs, hold.currency, false)?;
+        // What `check_legs` asks of a leg in the transaction currency.
+        let own_ok = leg.covers_minor > 0
+            && leg.held_minor == leg.covers_minor
+            && leg.fee_minor == 0
+            && is_one(leg.rate);
+        if !own_ok {
+            return Err(bad("malformed leg"));
+        }
         let Entry::Vacant(hold_slot) = self.holds.entry(hold.txn) else {
             return Err(bad("already has a hold"));
         };

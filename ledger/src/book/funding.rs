@@ -466,7 +466,7 @@ fn add_own(
     amount_minor: i64,
     txn: TxnId,
 ) -> Result<(), BookError> {
-    let overflow = BookError::Overflow {
+    let overflow = || BookError::Overflow {
         what: "hold amount",
     };
     if let Some(i) = legs.own_index(currency) {
@@ -474,8 +474,11 @@ fn add_own(
         leg.held_minor = leg
             .held_minor
             .checked_add(amount_minor)
-            .ok_or(overflow.clone())?;
-        leg.covers_minor = leg.covers_minor.checked_add(amount_minor).ok_or(overflow)?;
+            .ok_or_else(overflow)?;
+        leg.covers_minor = leg
+            .covers_minor
+            .checked_add(amount_minor)
+            .ok_or_else(overflow)?;
         return Ok(());
     }
     legs.push(Leg::own(balance, currency, amount_minor))
