@@ -438,7 +438,7 @@ impl Partition {
         }
         if self.ledger_refusals > 0 {
             found.push(format!(
-                "partition {}: the ledger refused {} changes the engine decided",
+                "partition {}: {} changes the engine decided were refused",
                 self.index(),
                 self.ledger_refusals
             ));

@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod request;
 pub mod snapshot;
 pub mod state;
+pub mod txn_table;
 pub mod wire;
 
 pub use engine::{Engine, EngineConfig, Outcome};

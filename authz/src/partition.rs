@@ -17,6 +17,7 @@ use crate::events::{EngineEvent, RecordWriter};
 use crate::pipeline::Keys;
 use crate::request::MessageKey;
 use crate::state::{Answer, Card, Profile, TxnRecord};
+use crate::txn_table::TxnTable;
 
 /// Hold lifetimes and other settings of the transaction lifecycle.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,7 @@ pub struct Partition {
     pub(crate) profiles: IdMap<ProfileId, Profile>,
     pub(crate) cards: IdMap<CardToken, Card>,
     pub(crate) card_by_pan: IdMap<PanFingerprint, CardToken>,
-    pub(crate) txns: IdMap<TxnId, TxnRecord>,
+    pub(crate) txns: TxnTable,
     /// The answer to each network message (for duplicates), which also names the
     /// transaction the message created or referred to (for DE 90 matching).
     pub(crate) answers: NetworkMap<MessageKey, Answer>,
@@ -86,9 +87,10 @@ pub struct Partition {
     pub(crate) record: RecordWriter,
     /// The seq of the last journal record this partition appended (0: none yet).
     pub(crate) last_journaled: u64,
-    /// Ledger changes refused since the partition was built (a decision the book would not
-    /// plan, or an event it would not apply): each one is a bug, reported as a broken
-    /// invariant. Not part of the state: replay refuses the same events again.
+    /// Changes refused since the partition was built (a decision the book would not plan,
+    /// an event it would not apply, a transaction id out of order): each one is a bug or a
+    /// corrupt journal, reported as a broken invariant. Not part of the state: replay
+    /// refuses the same events again.
     pub(crate) ledger_refusals: u64,
 }
 
@@ -100,16 +102,17 @@ impl Partition {
             Book::with_balance_ids(u64::from(config.index) + 1, u64::from(config.partitions));
         book.reserve_txns(capacity);
         let app_seen = (app.version(), app.snapshot());
+        let first_txn = u64::from(config.index) * TXN_ID_STRIDE + 1;
         Partition {
             app_seen,
-            next_txn: u64::from(config.index) * TXN_ID_STRIDE + 1,
+            next_txn: first_txn,
             next_card: 1,
             config,
             app,
             profiles: IdMap::default(),
             cards: IdMap::default(),
             card_by_pan: IdMap::default(),
-            txns: IdMap::with_capacity_and_hasher(capacity, Default::default()),
+            txns: TxnTable::with_capacity(first_txn, capacity),
             answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
             expiries: BinaryHeap::with_capacity(capacity),
             book,
@@ -286,7 +289,11 @@ impl Partition {
                 self.expiries.push(Reverse((t, id)));
             }
         }
-        self.txns.insert(id, *record);
+        if let Err(hole) = self.txns.insert(*record) {
+            // Only a corrupt journal gets here: ids are handed out in order.
+            self.ledger_refusals += 1;
+            tracing::error!(id = %hole.id, next = %hole.next, "transaction id out of order");
+        }
     }
 
     /// Allocates the next transaction id (applied by the `Txn` event that records it).

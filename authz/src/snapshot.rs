@@ -71,7 +71,9 @@ impl PartitionImage {
             {
                 p.expiries.push(std::cmp::Reverse((at, record.id)));
             }
-            p.txns.insert(record.id, *record);
+            p.txns
+                .insert(*record)
+                .map_err(|h| format!("transaction {} where {} was next", h.id, h.next))?;
         }
         p.answers = self.answers.into_iter().collect();
         p.next_txn = self.next_txn;
