@@ -47,6 +47,8 @@ pub struct PartitionConfig {
     pub pan_key: PanKey,
     pub lifecycle: Lifecycle,
     /// Room reserved up front for transactions, so that recording one does not reallocate.
+    /// The room is written to once at start, so that recording one takes no page fault
+    /// either: resident memory grows by about 1.4 KiB per reserved transaction.
     pub txn_capacity: usize,
 }
 
@@ -103,6 +105,9 @@ impl Partition {
         book.reserve_txns(capacity);
         let app_seen = (app.version(), app.snapshot());
         let first_txn = u64::from(config.index) * TXN_ID_STRIDE + 1;
+        let mut answers = NetworkMap::with_capacity_and_hasher(capacity, Default::default());
+        let mut expiries = BinaryHeap::with_capacity(capacity);
+        touch_reserved(&mut answers, &mut expiries, capacity);
         Partition {
             app_seen,
             next_txn: first_txn,
@@ -113,8 +118,8 @@ impl Partition {
             cards: IdMap::default(),
             card_by_pan: IdMap::default(),
             txns: TxnTable::with_capacity(first_txn, capacity),
-            answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
-            expiries: BinaryHeap::with_capacity(capacity),
+            answers,
+            expiries,
             book,
             postings: IdMap::default(),
             pending_profile: ProfileId(0),
@@ -365,6 +370,27 @@ impl Partition {
             approved_amount: None,
         }
     }
+}
+
+/// Writes to the room reserved for `capacity` answers and expiries once, so that recording
+/// one takes no page fault; both are left empty, their memory kept.
+fn touch_reserved(
+    answers: &mut NetworkMap<MessageKey, Answer>,
+    expiries: &mut BinaryHeap<Reverse<(Timestamp, TxnId)>>,
+    capacity: usize,
+) {
+    let answer = Partition::bare_answer(ResponseCode::APPROVED);
+    for n in 0..capacity as u64 {
+        let key = MessageKey {
+            stan: 0,
+            transmission: n,
+            acquirer: 0,
+        };
+        answers.insert(key, answer);
+        expiries.push(Reverse((Timestamp(0), TxnId(n))));
+    }
+    answers.clear();
+    expiries.clear();
 }
 
 /// Builds an approval code: six characters from the transaction id, so replay reproduces it

@@ -131,6 +131,41 @@ pub struct TxnRecord {
 }
 
 impl TxnRecord {
+    /// A record of nothing, to write reserved memory with before it is used.
+    pub(crate) fn placeholder() -> TxnRecord {
+        let zero = Money::zero(Currency::EUR);
+        TxnRecord {
+            id: TxnId(0),
+            profile: ProfileId(0),
+            card: CardToken(0),
+            txn_type: TransactionType::PosPurchase,
+            state: TransactionState::Declined,
+            kind: MessageKind::Authorization,
+            key: MessageKey {
+                stan: 0,
+                transmission: 0,
+                acquirer: 0,
+            },
+            rrn: ShortText::empty(),
+            requested: zero,
+            authorised: zero,
+            cleared: None,
+            mcc: Mcc(0),
+            channel: Channel::PosChip,
+            merchant: ShortText::empty(),
+            country: ShortText::empty(),
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            approval_code: None,
+            flags: TxnFlags::default(),
+            created: Timestamp(0),
+            modified: Timestamp(0),
+            purge_time: None,
+            explanation: Explanation::new(),
+            previous_of_card: None,
+        }
+    }
+
     pub fn approval_code_str(&self) -> Option<&str> {
         self.approval_code
             .as_ref()

@@ -24,12 +24,14 @@ pub struct NotNext {
 }
 
 impl TxnTable {
-    /// A table for ids from `first` on, with room for `capacity` records.
+    /// A table for ids from `first` on, with room for `capacity` records, written to once
+    /// so that recording one takes no page fault (see [`TxnRecord::placeholder`]).
     pub fn with_capacity(first: u64, capacity: usize) -> TxnTable {
-        TxnTable {
-            first,
-            records: Vec::with_capacity(capacity),
-        }
+        let mut records = Vec::with_capacity(capacity);
+        records.resize(capacity, TxnRecord::placeholder());
+        // Truncating keeps the memory, now mapped.
+        records.clear();
+        TxnTable { first, records }
     }
 
     fn place(&self, id: TxnId) -> Option<usize> {
