@@ -54,6 +54,7 @@ impl PartitionImage {
     /// image that does not hold together is refused and nothing changes.
     pub fn restore_into(self, p: &mut Partition) -> Result<(), String> {
         p.book = Book::from_snapshot(self.book.clone())?;
+        p.book.reserve_txns(p.config.txn_capacity);
         p.postings = self.postings.into_iter().collect();
         p.profiles = self.profiles.into_iter().map(|x| (x.id, x)).collect();
         p.card_by_pan = self
@@ -75,7 +76,9 @@ impl PartitionImage {
                 .insert(*record)
                 .map_err(|h| format!("transaction {} where {} was next", h.id, h.next))?;
         }
-        p.answers = self.answers.into_iter().collect();
+        // Refilled, not replaced: the table keeps the room reserved for it.
+        p.answers.clear();
+        p.answers.extend(self.answers);
         p.next_txn = self.next_txn;
         p.next_card = self.next_card;
         Ok(())

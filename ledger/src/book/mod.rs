@@ -254,12 +254,16 @@ impl Book {
         }
     }
 
-    /// Reserves room for `live` transactions with a hold and limit usage, and writes to it
-    /// once, so that recording one on the decision path neither grows a table nor waits for
-    /// the operating system to map a fresh page. Costs start-up time and resident memory.
+    /// Reserves room for `live` more transactions with a hold and limit usage and, when both
+    /// tables are empty (a new book), writes to it once, so that recording one on the
+    /// decision path neither grows a table nor waits for the operating system to map a fresh
+    /// page. Costs start-up time and resident memory.
     pub fn reserve_txns(&mut self, live: usize) {
         self.holds.reserve(live);
         self.usage_records.reserve(live);
+        if !self.holds.is_empty() || !self.usage_records.is_empty() {
+            return;
+        }
         let hold = Hold {
             profile: ProfileId(0),
             currency: Currency::EUR,
