@@ -3,6 +3,7 @@
 //! never lock to read it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -79,17 +80,27 @@ impl AppData {
 #[derive(Debug, Default)]
 pub struct SharedAppData {
     current: ArcSwap<AppData>,
+    /// Bumped after each new version is published: a reader that keeps a version checks
+    /// this one integer instead of loading the snapshot again.
+    version: AtomicU64,
 }
 
 impl SharedAppData {
     pub fn new(data: AppData) -> SharedAppData {
         SharedAppData {
             current: ArcSwap::from_pointee(data),
+            version: AtomicU64::new(0),
         }
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<AppData>> {
         self.current.load()
+    }
+
+    /// The number of the version published last. A reader that sees a number has the
+    /// version published with it (or a later one) when it loads next.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub fn snapshot(&self) -> Arc<AppData> {
@@ -103,6 +114,7 @@ impl SharedAppData {
         change(&mut next);
         let next = Arc::new(next);
         self.current.store(Arc::clone(&next));
+        self.version.fetch_add(1, Ordering::Release);
         next
     }
 }

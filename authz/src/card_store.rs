@@ -107,6 +107,12 @@ impl CardStore {
     pub fn values(&self) -> std::slice::Iter<'_, Card> {
         self.cards.iter()
     }
+
+    /// Cards in the order they were issued, to update fields derived from others. The
+    /// token and the PAN fingerprint are the indexes' keys: changing either breaks lookup.
+    pub(crate) fn values_mut(&mut self) -> std::slice::IterMut<'_, Card> {
+        self.cards.iter_mut()
+    }
 }
 
 impl Index<&CardToken> for CardStore {
@@ -148,6 +154,7 @@ mod tests {
             issued: Timestamp(1_000),
             modified: Timestamp(2_000),
             last_txn: Some(TxnId(42)),
+            expired_from: None,
         }
     }
 

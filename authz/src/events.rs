@@ -6,10 +6,11 @@ use cardcore_core::{
     CardLimits, CardStatus, CardToken, LimitType, Permissions, ProfileId, ProfileLimit,
     ProfileStatus, TimeZone, Timestamp,
 };
-use cardcore_ledger::book::LedgerEvent;
+use cardcore_ledger::book::{Authorised, LedgerEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppData;
+use crate::codec::{Answered, In, Layout, Out};
 use crate::request::MessageKey;
 use crate::state::{Answer, Card, Profile, TxnRecord};
 
@@ -82,11 +83,35 @@ pub enum DecodeError {
     Bincode(#[from] bincode::Error),
     #[error("journal record is malformed: {0}")]
     Malformed(&'static str),
+    #[error("journal record is malformed: {event} event, {field}: {why}")]
+    Field {
+        event: &'static str,
+        field: &'static str,
+        why: &'static str,
+    },
+    #[error(
+        "journal record holds partition events in format {tag}, which this build does not \
+         read (it reads format {TAG_PARTITION})"
+    )]
+    UnsupportedFormat { tag: u8 },
 }
 
-/// The first byte of a journal record: what follows.
-const TAG_PARTITION: u8 = 0;
+/// The first byte of a journal record: what follows. A partition record's tag is also the
+/// format of its events, bumped whenever their encoding changes, so a journal written by
+/// another build is refused by name instead of being misread.
 const TAG_APP: u8 = 1;
+const TAG_PARTITION: u8 = 3;
+/// Partition records of earlier formats: 0 (limit usage kept one window per transaction),
+/// 2 (every event in bincode).
+const TAG_PARTITION_FORMATS_OLD: [u8; 2] = [0, 2];
+
+/// The first byte of each event in a partition record: how the rest is laid out. The
+/// events of the decision path have a hand-written layout (see `codec`); the others are in
+/// bincode.
+const KIND_BINCODE: u8 = 0;
+const KIND_TXN: u8 = 1;
+const KIND_ANSWERED: u8 = 2;
+const KIND_AUTHORISED: u8 = 3;
 /// Tag, profile (u64 little-endian), event count (u32 little-endian).
 pub const PARTITION_HEADER_LEN: usize = 1 + 8 + 4;
 
@@ -109,16 +134,61 @@ impl RecordWriter {
 
     /// Appends an event; the first one of a record writes the header for `profile`.
     pub fn push(&mut self, profile: ProfileId, event: &EngineEvent) {
+        match event {
+            EngineEvent::Txn(record) => self.push_txn(profile, record),
+            EngineEvent::Answered { key, answer } => {
+                let answered = Answered {
+                    key: *key,
+                    answer: *answer,
+                };
+                self.push_laid_out(profile, KIND_ANSWERED, &answered);
+            }
+            EngineEvent::Ledger(LedgerEvent::Authorised(e)) => self.push_authorised(profile, e),
+            other => {
+                self.start(profile);
+                self.buf.push(KIND_BINCODE);
+                // Plain data always encodes into a Vec; a failure would be a bug in a
+                // Serialize impl, and journaling a partial record would be worse than
+                // stopping.
+                bincode::serialize_into(&mut self.buf, other).expect("engine events always encode");
+                self.count += 1;
+            }
+        }
+    }
+
+    /// Appends [`LedgerEvent::Authorised`] `approval`.
+    pub fn push_authorised(&mut self, profile: ProfileId, approval: &Authorised) {
+        self.push_laid_out(profile, KIND_AUTHORISED, approval);
+    }
+
+    /// Appends [`EngineEvent::Txn`] of `record`.
+    pub fn push_txn(&mut self, profile: ProfileId, record: &TxnRecord) {
+        self.push_laid_out(profile, KIND_TXN, record);
+    }
+
+    /// Appends an event of kind `kind` in its hand-written layout, written in place.
+    fn push_laid_out<T: Layout>(&mut self, profile: ProfileId, kind: u8, value: &T) {
+        self.start(profile);
+        let start = self.buf.len();
+        self.buf.resize(start + 1 + T::MAX_LEN, 0);
+        self.buf[start] = kind;
+        // A slice of exactly the room the value may take: its length is a constant, so the
+        // writes at constant offsets need no bounds checks.
+        let mut out = Out::new(&mut self.buf[start + 1..start + 1 + T::MAX_LEN]);
+        value.put(&mut out);
+        let len = out.len();
+        self.buf.truncate(start + 1 + len);
+        self.count += 1;
+    }
+
+    /// Writes the record's header before its first event.
+    fn start(&mut self, profile: ProfileId) {
         if self.count == 0 {
             self.buf.clear();
             self.buf.push(TAG_PARTITION);
             self.buf.extend_from_slice(&profile.0.to_le_bytes());
             self.buf.extend_from_slice(&0u32.to_le_bytes());
         }
-        // Plain data always encodes into a Vec; a failure would be a bug in a Serialize
-        // impl, and journaling a partial record would be worse than stopping.
-        bincode::serialize_into(&mut self.buf, event).expect("engine events always encode");
-        self.count += 1;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -164,6 +234,9 @@ pub fn decode(bytes: &[u8]) -> Result<JournalEntry, DecodeError> {
     match tag {
         TAG_APP => Ok(JournalEntry::App(bincode::deserialize(rest)?)),
         TAG_PARTITION => decode_partition(rest),
+        tag if TAG_PARTITION_FORMATS_OLD.contains(&tag) => {
+            Err(DecodeError::UnsupportedFormat { tag })
+        }
         _ => Err(DecodeError::Malformed("unknown record tag")),
     }
 }
@@ -182,12 +255,44 @@ fn decode_partition(rest: &[u8]) -> Result<JournalEntry, DecodeError> {
     }
     let mut events = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        events.push(bincode::deserialize_from(&mut events_bytes)?);
+        let (event, rest) = decode_event(events_bytes)?;
+        events.push(event);
+        events_bytes = rest;
     }
     if !events_bytes.is_empty() {
         return Err(DecodeError::Malformed("trailing bytes after the events"));
     }
     Ok(JournalEntry::Partition { profile, events })
+}
+
+/// One event of a partition record, and the bytes after it.
+fn decode_event(bytes: &[u8]) -> Result<(EngineEvent, &[u8]), DecodeError> {
+    let (&kind, rest) = bytes
+        .split_first()
+        .ok_or(DecodeError::Malformed("truncated event"))?;
+    match kind {
+        KIND_BINCODE => {
+            let mut rest = rest;
+            let event = bincode::deserialize_from(&mut rest)?;
+            Ok((event, rest))
+        }
+        KIND_TXN => {
+            let mut inp = In::new(rest, "Txn");
+            let record = TxnRecord::read(&mut inp, "record")?;
+            Ok((EngineEvent::Txn(record), inp.rest()))
+        }
+        KIND_ANSWERED => {
+            let mut inp = In::new(rest, "Answered");
+            let Answered { key, answer } = Answered::read(&mut inp, "answer")?;
+            Ok((EngineEvent::Answered { key, answer }, inp.rest()))
+        }
+        KIND_AUTHORISED => {
+            let mut inp = In::new(rest, "Authorised");
+            let e = Authorised::read(&mut inp, "authorised")?;
+            Ok((EngineEvent::Ledger(LedgerEvent::Authorised(e)), inp.rest()))
+        }
+        _ => Err(DecodeError::Malformed("unknown event kind")),
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +334,13 @@ mod tests {
         assert!(decode(&extra).is_err(), "trailing byte");
         assert!(decode(&[9]).is_err(), "unknown tag");
         assert!(decode(&[]).is_err(), "empty");
+        let mut older = bytes.clone();
+        older[0] = 0;
+        let refused = decode(&older).unwrap_err();
+        assert!(
+            matches!(refused, DecodeError::UnsupportedFormat { tag: 0 }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("format 0"), "{refused}");
     }
 }

@@ -114,6 +114,20 @@ impl Explanation {
         self.seen = seen;
     }
 
+    /// The bits of the checks that ran, the deciding check and what it saw: the journal's
+    /// form (see `codec`).
+    pub(crate) fn parts(&self) -> (u32, Option<Check>, Seen) {
+        (self.ran, self.failed, self.seen)
+    }
+
+    /// An explanation from [`Explanation::parts`]; `None` when a bit names no check.
+    pub(crate) fn from_parts(ran: u32, failed: Option<Check>, seen: Seen) -> Option<Explanation> {
+        let known = u32::MAX
+            .checked_shr(32 - Check::ALL.len() as u32)
+            .unwrap_or(u32::MAX);
+        (ran & !known == 0).then_some(Explanation { ran, failed, seen })
+    }
+
     pub fn ran(&self, check: Check) -> bool {
         self.ran & (1 << (check as u32)) != 0
     }

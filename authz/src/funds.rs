@@ -6,8 +6,8 @@ use cardcore_core::{
     TransactionType,
 };
 use cardcore_ledger::book::{
-    BookError, CreditKind, Debit, FundingPrefs, FxQuote, FxRates, LedgerEvent, UsageCharge,
-    UsageEnd, UsageKey,
+    Authorised, BookError, CreditKind, Debit, FundingPrefs, FxQuote, FxRates, GrowIn, HoldPlaced,
+    LedgerEvent, UsageCharge, UsageEnd, UsageKey,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -110,15 +110,12 @@ impl Partition {
     /// the transaction is approved, or why it cannot be funded.
     pub(crate) fn plan_funding(
         &self,
+        card: &Card,
         record: &TxnRecord,
         amount: Money,
         funding: Funding,
         app: &AppData,
     ) -> Result<LedgerEvent, FundsShort> {
-        let card = self.cards.get(&record.card).ok_or(FundsShort {
-            shortfall: amount,
-            smart_conversion_blocked: false,
-        })?;
         let prefs = prefs(card);
         let rates: &AppData = app;
         let planned = match funding {
@@ -138,7 +135,10 @@ impl Partition {
     pub(crate) fn emit_ledger(&mut self, planned: Result<LedgerEvent, BookError>, what: &str) {
         match planned {
             Ok(event) => self.emit(EngineEvent::Ledger(event)),
-            Err(e) => tracing::error!(error = %e, what, "ledger refused a planned change"),
+            Err(e) => {
+                self.ledger_refusals += 1;
+                tracing::error!(error = %e, what, "ledger refused a planned change");
+            }
         }
     }
 
@@ -199,9 +199,10 @@ impl Partition {
         self.emit_ledger(planned, "release");
     }
 
-    /// Converts a transaction amount into a usage counter's currency. Without a rate the
-    /// amount cannot be counted: the limit check already refused such a transaction when a
-    /// limit applies, so this only loses usage nobody limits.
+    /// Converts a transaction amount into a usage counter's currency at the rate of the
+    /// moment; it is counted once and released as counted. Without a rate the amount cannot
+    /// be counted: the limit check already refused such a transaction when a limit applies,
+    /// so this only loses usage nobody limits.
     fn usage_amount(&self, amount: Money, currency: Currency) -> Money {
         if amount.currency == currency {
             return amount;
@@ -212,33 +213,96 @@ impl Partition {
             .unwrap_or(Money::zero(currency))
     }
 
-    fn usage_currencies(&self, record: &TxnRecord) -> Option<(Currency, Currency)> {
-        let card = self.book.card_usage(record.card)?;
-        let profile = self.book.usage(
-            UsageKey::Profile(record.profile, LimitType::Purchase),
-            Granularity::Daily,
-            record.created,
-        );
-        Some((card.currency, profile.ok()?.currency))
-    }
-
-    /// Counts an approved amount in the card's and the profile's limit windows.
-    pub(crate) fn usage_add(&mut self, record: &TxnRecord, amount: Money, now: Timestamp) {
-        let Some((card_ccy, profile_ccy)) = self.usage_currencies(record) else {
-            return;
-        };
-        let charge = UsageCharge {
+    /// What counting `amount` of `record` means for its card's and profile's counters.
+    fn usage_charge(&self, record: &TxnRecord, amount: Money) -> Option<UsageCharge> {
+        let (card_ccy, profile_ccy) = self.book.usage_currencies(record.card)?;
+        Some(UsageCharge {
             txn: record.id,
             card: record.card,
             limit_type: limit_type_of_type(record.txn_type),
+            amount,
             card_amount: self.usage_amount(amount, card_ccy),
             profile_amount: self.usage_amount(amount, profile_ccy),
+        })
+    }
+
+    /// Counts a new transaction's approved amount in the card's and the profile's limit
+    /// windows.
+    pub(crate) fn usage_add(&mut self, record: &TxnRecord, amount: Money, now: Timestamp) {
+        let Some(charge) = self.usage_charge(record, amount) else {
+            return;
         };
         let planned = self.book.plan_usage(&charge, now);
         self.emit_ledger(planned, "usage");
     }
 
-    /// Sets a transaction's counted usage to `amount` (in the transaction currency).
+    /// Records an approved authorisation's hold, planned into `approval`, and counts its
+    /// amount in the limit windows: one event for both.
+    pub(crate) fn hold_and_count(
+        &mut self,
+        record: &TxnRecord,
+        approval: &mut Authorised,
+        amount: Money,
+        now: Timestamp,
+    ) {
+        let convert = |m: Money, c: Currency| self.usage_amount(m, c);
+        let limit_type = limit_type_of_type(record.txn_type);
+        let planned = self.book.plan_usage_converted(
+            record.id,
+            record.card,
+            limit_type,
+            amount,
+            convert,
+            now,
+        );
+        match planned {
+            Ok(usage) => {
+                approval.usage = usage;
+                self.emit_authorised(approval);
+            }
+            // A refusal is a bug (every issued card has counters): it is counted and logged,
+            // and the hold stands on its own.
+            Err(refused) => {
+                self.emit(EngineEvent::Ledger(LedgerEvent::HoldPlaced(approval.hold)));
+                self.emit_ledger(Err(refused), "usage");
+            }
+        }
+    }
+
+    /// Plans a new hold of `amount` for `record` into `out`, or says why it cannot be
+    /// funded.
+    pub(crate) fn plan_hold_into(
+        &self,
+        card: &Card,
+        record: &TxnRecord,
+        amount: Money,
+        app: &AppData,
+        out: &mut HoldPlaced,
+    ) -> Result<(), FundsShort> {
+        let rates: &AppData = app;
+        self.book
+            .plan_hold_into(record.id, record.profile, amount, &prefs(card), rates, out)
+            .map_err(|e| short(e, amount.currency))
+    }
+
+    /// Counts what an incremental authorisation adds, in the windows current now.
+    pub(crate) fn usage_grow(&mut self, record: &TxnRecord, added: Money, now: Timestamp) {
+        if self.book.usage_record(record.id).is_none() {
+            return self.usage_add(record, added, now);
+        }
+        let Some(charge) = self.usage_charge(record, added) else {
+            return;
+        };
+        let planned = self
+            .book
+            .plan_usage_grow(&charge, GrowIn::Current, UsageEnd::Keep, now);
+        self.emit_ledger(planned, "usage growth");
+    }
+
+    /// Sets a transaction's counted usage to `amount` (in the transaction currency): what is
+    /// above it is given back as it was counted; what is beyond what was counted (a clearing
+    /// above the authorised amount, or after the hold expired) counts in the windows of the
+    /// newest authorisation.
     pub(crate) fn usage_set(
         &mut self,
         record: &TxnRecord,
@@ -246,22 +310,35 @@ impl Partition {
         end: UsageEnd,
         now: Timestamp,
     ) {
-        if self.book.usage_record(record.id).is_none() {
+        let Some(counted) = self.book.usage_record(record.id).map(|r| r.counted()) else {
             if amount.is_zero() {
                 return;
             }
             // Its usage was closed (a reversal to zero) and money moves after all: count
             // it afresh in today's windows.
             self.usage_add(record, amount, now);
-        }
-        let Some((card_ccy, profile_ccy)) = self.usage_currencies(record) else {
+            if end == UsageEnd::Close {
+                let planned = self.book.plan_usage_release_to(record.id, amount, end, now);
+                self.emit_ledger(planned, "usage close");
+            }
             return;
         };
-        let card_amount = self.usage_amount(amount, card_ccy);
-        let profile_amount = self.usage_amount(amount, profile_ccy);
-        let planned =
+        let above = amount
+            .amount_minor
+            .checked_sub(counted.txn_minor)
+            .unwrap_or(0);
+        if above == 0 && end == UsageEnd::Keep {
+            return;
+        }
+        let planned = if above > 0 {
+            let Some(charge) = self.usage_charge(record, Money::new(above, amount.currency)) else {
+                return;
+            };
             self.book
-                .plan_usage_adjust_to(record.id, card_amount, profile_amount, end, now);
+                .plan_usage_grow(&charge, GrowIn::Authorised, end, now)
+        } else {
+            self.book.plan_usage_release_to(record.id, amount, end, now)
+        };
         self.emit_ledger(planned, "usage adjustment");
     }
 
@@ -358,6 +435,13 @@ impl Partition {
         let mut found = Vec::new();
         if let Err(v) = self.book.check_invariants() {
             found.push(format!("partition {}: {v}", self.index()));
+        }
+        if self.ledger_refusals > 0 {
+            found.push(format!(
+                "partition {}: {} changes the engine decided were refused",
+                self.index(),
+                self.ledger_refusals
+            ));
         }
         for txn in self.book.live_hold_txns() {
             match self.txns.get(&txn) {

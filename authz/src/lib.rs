@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 pub mod card_store;
+mod codec;
 pub mod controls;
 pub mod engine;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod pipeline;
 pub mod request;
 pub mod snapshot;
 pub mod state;
+pub mod txn_table;
 pub mod wire;
 
 pub use engine::{Engine, EngineConfig, Outcome};

@@ -3,9 +3,9 @@
 //! Each handler decides, then emits the events that record what it decided.
 
 use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason, ResponseCode};
-use cardcore_core::{Money, Timestamp, TransactionState, TxnId};
+use cardcore_core::{CardToken, Money, Timestamp, TransactionState, TxnId};
 
-use cardcore_ledger::book::{LedgerEvent, UsageEnd};
+use cardcore_ledger::book::{Authorised, HoldPlaced, LedgerEvent, UsageEnd};
 
 use crate::app::AppData;
 use crate::events::EngineEvent;
@@ -14,14 +14,14 @@ use crate::funds::{Funding, FundsShort};
 use crate::partition::{approval_code, Partition};
 use crate::pipeline::{check_access, check_limits, Inputs, PinEffect};
 use crate::request::{MessageKind, Request};
-use crate::state::{Answer, TxnFlags, TxnRecord};
+use crate::state::{Answer, Card, TxnFlags, TxnRecord};
 
 /// A request, the card it is for and the application data it is decided under, resolved
 /// once per message.
 #[derive(Clone, Copy)]
 struct Msg<'a> {
     request: &'a Request,
-    card: cardcore_core::CardToken,
+    card: CardToken,
     app: &'a AppData,
 }
 
@@ -42,7 +42,7 @@ impl Partition {
         };
         let (profile, token) = (card.profile, card.token);
         self.pending_profile = profile;
-        let app = self.app.load();
+        let app = self.app_data();
         let m = Msg {
             request,
             card: token,
@@ -58,151 +58,109 @@ impl Partition {
     }
 
     fn new_record(&self, m: Msg<'_>, now: Timestamp) -> Option<TxnRecord> {
-        let request = m.request;
         let card = self.cards.get(&m.card)?;
-        Some(TxnRecord {
-            id: self.peek_txn_id(),
-            profile: card.profile,
-            card: card.token,
-            txn_type: request.txn_type,
-            state: TransactionState::Declined,
-            kind: request.kind,
-            key: request.key,
-            rrn: request.rrn,
-            requested: request.amount,
-            authorised: Money::zero(request.amount.currency),
-            cleared: None,
-            mcc: request.mcc,
-            channel: request.channel,
-            merchant: request.merchant,
-            country: request.country,
-            response_code: ResponseCode::APPROVED,
-            decline: None,
-            approval_code: None,
-            flags: TxnFlags {
-                pre_auth: request.pre_auth,
-                ..TxnFlags::default()
-            },
-            created: now,
-            modified: now,
-            purge_time: None,
-            explanation: Explanation::new(),
-            previous_of_card: card.last_txn,
-        })
+        Some(new_record(m.request, card, self.peek_txn_id(), now))
     }
 
-    /// Builds the pipeline's inputs for `request` and runs `f` on them.
-    fn with_inputs<T>(
+    /// Runs the pipeline on a message: the checks before the money, then, when `money` says
+    /// what is to be funded and how, the limits on that amount and its funding plan, written
+    /// where `money` says (a new hold straight into the event that will journal it). Changes
+    /// nothing: the PIN try count to record comes back with the decision.
+    fn decide(
         &self,
         m: Msg<'_>,
         now: Timestamp,
-        f: impl FnOnce(&Inputs<'_>) -> T,
-    ) -> Option<T> {
-        let request = m.request;
-        let card = self.cards.get(&m.card)?;
-        let profile = self.profiles.get(&card.profile)?;
-        let mut currencies = [request.amount.currency; PROFILE_CURRENCIES_SEEN];
-        let mut count = 0;
-        for c in self
-            .book
-            .currencies_of(profile.id)
-            .take(PROFILE_CURRENCIES_SEEN)
-        {
-            currencies[count] = c;
-            count += 1;
-        }
+        money: Option<(&TxnRecord, Money, PlanInto<'_>)>,
+        explain: &mut Explanation,
+    ) -> (Result<(), Decline>, Option<PinCount>) {
+        let processing = Decline::new(DeclineReason::ProcessingError);
+        let Some(card) = self.cards.get(&m.card) else {
+            return (Err(processing), None);
+        };
+        let Some(profile) = self.profiles.get(&card.profile) else {
+            return (Err(processing), None);
+        };
         let inputs = Inputs {
-            request,
+            request: m.request,
             card,
             profile,
             app: m.app,
             keys: &self.config.keys,
             now,
-            has_balance_in_currency: currencies[..count].contains(&request.amount.currency),
-            balance_currencies: &currencies[..count],
+            balances: self.book.balance_list(profile.id),
         };
-        Some(f(&inputs))
-    }
-
-    /// Runs the checks before the money and records the PIN effect.
-    fn access(
-        &mut self,
-        m: Msg<'_>,
-        now: Timestamp,
-        explain: &mut Explanation,
-    ) -> Result<(), Decline> {
-        let checked = self.with_inputs(m, now, |inputs| {
-            let (result, effect) = check_access(inputs, explain);
-            (result, effect, inputs.card.token, inputs.card.pin_tries)
+        let (access, effect) = check_access(&inputs, explain);
+        let result = access.and_then(|()| {
+            let Some((record, amount, into)) = money else {
+                return Ok(());
+            };
+            check_limits(&inputs, amount, self, explain)?;
+            self.check_funds(m.app, card, record, amount, into, explain)
         });
-        let Some((result, effect, token, tries)) = checked else {
-            return Err(Decline::new(DeclineReason::ProcessingError));
-        };
-        let count = match effect {
-            PinEffect::None => None,
-            PinEffect::Reset if tries == 0 => None,
-            PinEffect::Reset => Some(0),
-            PinEffect::Wrong => Some(tries.saturating_add(1)),
-        };
-        if let Some(count) = count {
-            self.emit(EngineEvent::PinTriesSet { card: token, count });
-        }
-        result
+        (result, pin_count(card, effect))
     }
 
-    fn limits(
-        &self,
-        m: Msg<'_>,
-        amount: Money,
-        now: Timestamp,
-        explain: &mut Explanation,
-    ) -> Result<(), Decline> {
-        self.with_inputs(m, now, |inputs| check_limits(inputs, amount, self, explain))
-            .unwrap_or(Err(Decline::new(DeclineReason::ProcessingError)))
+    /// Records a PIN check's effect on the try counter.
+    fn record_pin(&mut self, pin: Option<PinCount>) {
+        if let Some(PinCount { card, count }) = pin {
+            self.emit(EngineEvent::PinTriesSet { card, count });
+        }
     }
 
     /// 0100 and 0200: the whole pipeline, then a hold (0100) or a posting (0200).
     fn authorize(&mut self, m: Msg<'_>, now: Timestamp) -> Answer {
         let request = m.request;
-        let Some(mut record) = self.new_record(m, now) else {
+        let Some(card) = self.cards.get(&m.card) else {
             return Partition::bare_answer(ResponseCode::UNKNOWN_CARD);
         };
+        let mut record = new_record(request, card, self.peek_txn_id(), now);
         let mut explain = Explanation::new();
-        let credit = request.txn_type.is_credit();
-        let funding = if request.kind == MessageKind::Financial {
-            Funding::Post
+        let mut approval = Authorised::empty(record.id, record.profile, request.amount.currency);
+        let mut posting = None;
+        let posts = request.kind == MessageKind::Financial;
+        let into = if posts {
+            PlanInto::Event(Funding::Post, &mut posting)
         } else {
-            Funding::Hold
+            PlanInto::Hold(&mut approval.hold)
         };
-        let decided = self.access(m, now, &mut explain).and_then(|()| {
-            // A refund moves no money until it clears; a zero amount (account verification)
-            // moves none at all. Neither needs limits or funds.
-            if credit || request.amount.is_zero() {
-                return Ok(None);
-            }
-            self.limits(m, request.amount, now, &mut explain)?;
-            self.check_funds(m.app, &record, request.amount, funding, &mut explain)
-                .map(Some)
-        });
+        // A refund moves no money until it clears; a zero amount (account verification)
+        // moves none at all. Neither needs limits or funds.
+        let moves_money = !request.txn_type.is_credit() && !request.amount.is_zero();
+        let money = moves_money.then_some((&record, request.amount, into));
+        let (decided, pin) = self.decide(m, now, money, &mut explain);
+        self.record_pin(pin);
         record.explanation = explain;
-        match decided {
-            Err(decline) => self.record_decline(record, decline),
-            Ok(planned) => self.record_approval(record, request, planned, now),
+        if let Err(decline) = decided {
+            return self.record_decline(&mut record, decline);
         }
+        let planned = match (moves_money, posts, &posting) {
+            (false, _, _) => Planned::Nothing,
+            (true, false, _) => Planned::Hold(&mut approval),
+            (true, true, Some(event)) => Planned::Event(event),
+            (true, true, None) => Planned::Nothing,
+        };
+        self.record_approval(&mut record, request, planned, now)
     }
 
     fn check_funds(
         &self,
         app: &AppData,
+        card: &Card,
         record: &TxnRecord,
         amount: Money,
-        funding: Funding,
+        into: PlanInto<'_>,
         explain: &mut Explanation,
-    ) -> Result<LedgerEvent, Decline> {
-        match self.plan_funding(record, amount, funding, app) {
-            Ok(planned) => {
+    ) -> Result<(), Decline> {
+        let planned = match into {
+            PlanInto::Hold(hold) => self.plan_hold_into(card, record, amount, app, hold),
+            PlanInto::Event(funding, out) => self
+                .plan_funding(card, record, amount, funding, app)
+                .map(|event| *out = Some(event)),
+        };
+        match planned {
+            Ok(()) => {
                 explain.push(Check::Funds, true, Seen::Amount { amount });
-                Ok(planned)
+                Ok(())
             }
             Err(short) => {
                 let available = amount.checked_sub(short.shortfall).unwrap_or(amount);
@@ -219,30 +177,33 @@ impl Partition {
         }
     }
 
-    fn record_decline(&mut self, mut record: TxnRecord, decline: Decline) -> Answer {
+    fn record_decline(&mut self, record: &mut TxnRecord, decline: Decline) -> Answer {
         record.state = TransactionState::Declined;
         record.decline = Some(decline);
         record.response_code = decline.field39();
-        let answer = Answer::of(&record);
         // Recorded with the transaction: applying it records the answer for duplicates.
-        self.emit(EngineEvent::Txn(record));
-        answer
+        self.emit_txn(record);
+        Answer::of(record)
     }
 
     fn record_approval(
         &mut self,
-        mut record: TxnRecord,
+        record: &mut TxnRecord,
         request: &Request,
-        planned: Option<LedgerEvent>,
+        planned: Planned<'_>,
         now: Timestamp,
     ) -> Answer {
         let amount = request.amount;
         record.approval_code = Some(approval_code(record.id));
         record.authorised = amount;
         record.response_code = ResponseCode::APPROVED;
-        if let Some(event) = planned {
-            self.emit(EngineEvent::Ledger(event));
-            self.usage_add(&record, amount, now);
+        match planned {
+            Planned::Hold(approval) => self.hold_and_count(record, approval, amount, now),
+            Planned::Event(event) => {
+                self.emit(EngineEvent::Ledger(event.clone()));
+                self.usage_add(record, amount, now);
+            }
+            Planned::Nothing => {}
         }
         if request.kind == MessageKind::Financial || amount.is_zero() {
             record.state = TransactionState::Completed;
@@ -250,18 +211,17 @@ impl Partition {
             if request.txn_type.is_credit() {
                 // A refund credits money and leaves limit usage as it is: there is no
                 // usage to close, and closing would count it as spending.
-                self.funds_credit(&record, amount);
+                self.funds_credit(record, amount);
             } else {
-                self.usage_close(&record, amount, now);
+                self.usage_close(record, amount, now);
             }
         } else {
             record.state = TransactionState::InProgress;
-            record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
+            record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(record)));
         }
-        let answer = Answer::of(&record);
         // Recorded with the transaction: applying it records the answer for duplicates.
-        self.emit(EngineEvent::Txn(record));
-        answer
+        self.emit_txn(record);
+        Answer::of(record)
     }
 
     fn hold_ttl_ms(&self, record: &TxnRecord) -> i64 {
@@ -304,11 +264,13 @@ impl Partition {
     /// The transaction a follow-up message refers to, or the answer to give when none fits.
     fn original(&self, m: Msg<'_>) -> Result<TxnRecord, ResponseCode> {
         let key = m.request.original.ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        // The answer to the original message names its transaction.
         let id = self
-            .txn_by_key
+            .answers
             .get(&key)
+            .and_then(|a| a.txn)
             .ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
-        let record = self.txns.get(id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
+        let record = self.txns.get(&id).ok_or(ResponseCode::UNKNOWN_ORIGINAL)?;
         // The follow-up must be for the same card as its original.
         if m.card != record.card {
             return Err(ResponseCode::UNKNOWN_ORIGINAL);
@@ -357,15 +319,15 @@ impl Partition {
         }
         let mut explain = Explanation::new();
         let added = request.amount;
-        let decided = self.access(m, now, &mut explain).and_then(|()| {
-            self.limits(m, added, now, &mut explain)?;
-            self.check_funds(m.app, &record, added, Funding::Grow, &mut explain)
-        });
-        let planned = match decided {
-            Ok(planned) => planned,
-            Err(decline) => {
-                return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id))
-            }
+        let mut grown = None;
+        let money = Some((&record, added, PlanInto::Event(Funding::Grow, &mut grown)));
+        let (decided, pin) = self.decide(m, now, money, &mut explain);
+        self.record_pin(pin);
+        if let Err(decline) = decided {
+            return self.refuse_with(request, decline.field39(), Some(decline), Some(record.id));
+        }
+        let Some(planned) = grown else {
+            return self.refuse(request, ResponseCode::INVALID_TRANSACTION, Some(record.id));
         };
         let (Ok(requested), Ok(authorised)) = (
             record.requested.checked_add(added),
@@ -376,7 +338,8 @@ impl Partition {
         self.emit(EngineEvent::Ledger(planned));
         record.requested = requested;
         record.authorised = authorised;
-        self.usage_set(&record, authorised, UsageEnd::Keep, now);
+        // The added amount counts today, whenever the original was authorised.
+        self.usage_grow(&record, added, now);
         record.modified = now;
         record.purge_time = Some(now.plus_ms(self.hold_ttl_ms(&record)));
         let answer = Answer {
@@ -569,6 +532,57 @@ impl Partition {
     }
 }
 
+/// Where the pipeline writes a funding plan.
+enum PlanInto<'a> {
+    /// A new hold, straight into the event that journals it.
+    Hold(&'a mut HoldPlaced),
+    /// Any other funding, as its event.
+    Event(Funding, &'a mut Option<LedgerEvent>),
+}
+
+/// What an approval records about its money.
+enum Planned<'a> {
+    /// A new hold, planned into the approval's event (its usage still to be counted).
+    Hold(&'a mut Authorised),
+    /// Another ledger event (a posting), usage still to be counted.
+    Event(&'a LedgerEvent),
+    /// Nothing moves (a refund, an account verification).
+    Nothing,
+}
+
+/// The record of a new transaction for `request` on `card`, declined until decided.
+fn new_record(request: &Request, card: &Card, id: TxnId, now: Timestamp) -> TxnRecord {
+    TxnRecord {
+        id,
+        profile: card.profile,
+        card: card.token,
+        txn_type: request.txn_type,
+        state: TransactionState::Declined,
+        kind: request.kind,
+        key: request.key,
+        rrn: request.rrn,
+        requested: request.amount,
+        authorised: Money::zero(request.amount.currency),
+        cleared: None,
+        mcc: request.mcc,
+        channel: request.channel,
+        merchant: request.merchant,
+        country: request.country,
+        response_code: ResponseCode::APPROVED,
+        decline: None,
+        approval_code: None,
+        flags: TxnFlags {
+            pre_auth: request.pre_auth,
+            ..TxnFlags::default()
+        },
+        created: now,
+        modified: now,
+        purge_time: None,
+        explanation: Explanation::new(),
+        previous_of_card: card.last_txn,
+    }
+}
+
 fn funds_decline(short: FundsShort) -> Decline {
     if short.smart_conversion_blocked {
         Decline::with_detail(
@@ -588,5 +602,24 @@ pub const EXPIRIES_PER_MESSAGE: usize = 16;
 /// The most holds one expiry command expires (the periodic sweep, `Engine::expire_holds`).
 pub const EXPIRIES_PER_COMMAND: usize = 256;
 
-/// The most balance currencies of a profile the currency check looks at.
-const PROFILE_CURRENCIES_SEEN: usize = 16;
+/// A PIN try count to record for a card.
+#[derive(Clone, Copy, Debug)]
+struct PinCount {
+    card: CardToken,
+    count: u8,
+}
+
+/// The try count a PIN check's effect leaves on `card`, when it changes.
+fn pin_count(card: &Card, effect: PinEffect) -> Option<PinCount> {
+    let tries = card.pin_tries;
+    let count = match effect {
+        PinEffect::None => None,
+        PinEffect::Reset if tries == 0 => None,
+        PinEffect::Reset => Some(0),
+        PinEffect::Wrong => Some(tries.saturating_add(1)),
+    }?;
+    Some(PinCount {
+        card: card.token,
+        count,
+    })
+}

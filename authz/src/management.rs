@@ -143,6 +143,7 @@ impl Partition {
             issued: now,
             modified: now,
             last_txn: None,
+            expired_from: None,
         };
         self.pending_profile = issue.profile;
         self.emit(EngineEvent::CardIssued(Box::new(card.clone())));

@@ -10,14 +10,15 @@ use cardcore_core::decline::ResponseCode;
 use cardcore_core::{
     CardToken, PanFingerprint, PanKey, ProfileId, Timestamp, TransactionState, TxnId,
 };
-use cardcore_ledger::book::{Book, IdMap, LedgerEvent};
+use cardcore_ledger::book::{Authorised, Book, IdMap, LedgerEvent};
 
-use crate::app::SharedAppData;
+use crate::app::{AppData, SharedAppData};
 use crate::card_store::CardStore;
 use crate::events::{EngineEvent, RecordWriter};
 use crate::pipeline::Keys;
 use crate::request::MessageKey;
 use crate::state::{Answer, Card, Profile, TxnRecord};
+use crate::txn_table::TxnTable;
 
 /// Hold lifetimes and other settings of the transaction lifecycle.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,8 @@ pub struct PartitionConfig {
     pub pan_key: PanKey,
     pub lifecycle: Lifecycle,
     /// Room reserved up front for transactions, so that recording one does not reallocate.
+    /// The room is written to once at start, so that recording one takes no page fault
+    /// either: resident memory grows by about 1.4 KiB per reserved transaction.
     pub txn_capacity: usize,
 }
 
@@ -62,13 +65,15 @@ pub const TXN_ID_STRIDE: u64 = 1_000_000_000_000;
 pub struct Partition {
     pub(crate) config: PartitionConfig,
     pub(crate) app: Arc<SharedAppData>,
+    /// The application data version this partition decided with last, and that version:
+    /// loaded again only when a new one is published.
+    app_seen: (u64, Arc<AppData>),
     pub(crate) profiles: IdMap<ProfileId, Profile>,
     /// Found by token and by PAN fingerprint.
     pub(crate) cards: CardStore,
-    pub(crate) txns: IdMap<TxnId, TxnRecord>,
-    /// The transaction each network message created or referred to (for DE 90 matching).
-    pub(crate) txn_by_key: NetworkMap<MessageKey, TxnId>,
-    /// The answer to each network message (for duplicates).
+    pub(crate) txns: TxnTable,
+    /// The answer to each network message (for duplicates), which also names the
+    /// transaction the message created or referred to (for DE 90 matching).
     pub(crate) answers: NetworkMap<MessageKey, Answer>,
     /// Uncleared holds by purge time, earliest first. Entries are only added; stale ones
     /// are skipped when they come up (see `expire_due`), so recording one never removes.
@@ -85,31 +90,53 @@ pub struct Partition {
     pub(crate) record: RecordWriter,
     /// The seq of the last journal record this partition appended (0: none yet).
     pub(crate) last_journaled: u64,
+    /// Changes refused since the partition was built (a decision the book would not plan,
+    /// an event it would not apply, a transaction id out of order): each one is a bug or a
+    /// corrupt journal, reported as a broken invariant. Not part of the state: replay
+    /// refuses the same events again.
+    pub(crate) ledger_refusals: u64,
 }
 
 impl Partition {
     pub fn new(config: PartitionConfig, app: Arc<SharedAppData>) -> Partition {
         let capacity = config.txn_capacity;
         // Balance ids are unique across partitions: each partition takes one residue class.
-        let book =
+        let mut book =
             Book::with_balance_ids(u64::from(config.index) + 1, u64::from(config.partitions));
+        book.reserve_txns(capacity);
+        let app_seen = (app.version(), app.snapshot());
+        let first_txn = u64::from(config.index) * TXN_ID_STRIDE + 1;
+        let mut answers = NetworkMap::with_capacity_and_hasher(capacity, Default::default());
+        let mut expiries = BinaryHeap::with_capacity(capacity);
+        touch_reserved(&mut answers, &mut expiries, capacity);
         Partition {
-            next_txn: u64::from(config.index) * TXN_ID_STRIDE + 1,
+            app_seen,
+            next_txn: first_txn,
             next_card: 1,
             config,
             app,
             profiles: IdMap::default(),
             cards: CardStore::default(),
-            txns: IdMap::with_capacity_and_hasher(capacity, Default::default()),
-            txn_by_key: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
-            answers: NetworkMap::with_capacity_and_hasher(capacity, Default::default()),
-            expiries: BinaryHeap::with_capacity(capacity),
+            txns: TxnTable::with_capacity(first_txn, capacity),
+            answers,
+            expiries,
             book,
             postings: IdMap::default(),
             pending_profile: ProfileId(0),
             record: RecordWriter::with_capacity(4096),
             last_journaled: 0,
+            ledger_refusals: 0,
         }
+    }
+
+    /// The current application data: the version kept from the last message unless a newer
+    /// one was published since.
+    pub(crate) fn app_data(&mut self) -> Arc<AppData> {
+        let version = self.app.version();
+        if version != self.app_seen.0 {
+            self.app_seen = (version, self.app.snapshot());
+        }
+        Arc::clone(&self.app_seen.1)
     }
 
     pub fn index(&self) -> u32 {
@@ -120,6 +147,22 @@ impl Partition {
     pub(crate) fn emit(&mut self, event: EngineEvent) {
         self.apply(&event);
         self.record.push(self.pending_profile, &event);
+    }
+
+    /// [`Partition::emit`] of [`EngineEvent::Txn`], without copying the record into an event.
+    pub(crate) fn emit_txn(&mut self, record: &TxnRecord) {
+        self.apply_txn(record);
+        self.record.push_txn(self.pending_profile, record);
+    }
+
+    /// [`Partition::emit`] of [`LedgerEvent::Authorised`], without copying it into an event.
+    pub(crate) fn emit_authorised(&mut self, approval: &Authorised) {
+        match self.book.apply_authorised(approval) {
+            // An approval moves nothing for good: there are no postings to note.
+            Ok(()) => {}
+            Err(e) => self.refused_event(&e),
+        }
+        self.record.push_authorised(self.pending_profile, approval);
     }
 
     /// Takes the events of the command just handled, encoded for the journal; `None` when the
@@ -154,6 +197,7 @@ impl Partition {
                     p.status = *status;
                     p.time_zone = *time_zone;
                 }
+                self.derive_expiries(|c| c.profile == *profile);
             }
             EngineEvent::ProfileLimitSet {
                 profile,
@@ -186,9 +230,6 @@ impl Partition {
             EngineEvent::Txn(record) => self.apply_txn(record),
             EngineEvent::Answered { key, answer } => {
                 self.answers.insert(*key, *answer);
-                if let Some(txn) = answer.txn {
-                    self.txn_by_key.entry(*key).or_insert(txn);
-                }
             }
             EngineEvent::Ledger(e) => self.apply_ledger(e),
         }
@@ -197,9 +238,14 @@ impl Partition {
     fn apply_ledger(&mut self, event: &LedgerEvent) {
         match self.book.apply(event) {
             Ok(()) => self.note_postings(event),
-            // Only a corrupt journal or a bug gets here; the book changed nothing.
-            Err(e) => tracing::error!(error = %e, "ledger event does not apply"),
+            Err(e) => self.refused_event(&e),
         }
+    }
+
+    /// Only a corrupt journal or a bug gets here; the book changed nothing.
+    fn refused_event(&mut self, e: &cardcore_ledger::book::BookError) {
+        self.ledger_refusals += 1;
+        tracing::error!(error = %e, "ledger event does not apply");
     }
 
     fn with_card(&mut self, token: &CardToken, at: Timestamp, change: impl FnOnce(&mut Card)) {
@@ -210,11 +256,26 @@ impl Partition {
     }
 
     fn apply_card_issued(&mut self, card: &Card) {
+        let mut card = card.clone();
+        if let Some(p) = self.profiles.get(&card.profile) {
+            card.derive_expired_from(p.time_zone);
+        }
         // Only a corrupt journal or a bug issues a card twice; the first one stays.
-        if let Err(e) = self.cards.insert(card.clone()) {
+        if let Err(e) = self.cards.insert(card) {
             tracing::error!(error = %e, "card issue does not apply");
         }
         self.next_card += 1;
+    }
+
+    /// Works out again when the cards `which` selects expire, in their profile's zone (after
+    /// a zone change, or a snapshot load).
+    pub(crate) fn derive_expiries(&mut self, which: impl Fn(&Card) -> bool) {
+        let zones = &self.profiles;
+        for card in self.cards.values_mut().filter(|c| which(c)) {
+            if let Some(p) = zones.get(&card.profile) {
+                card.derive_expired_from(p.time_zone);
+            }
+        }
     }
 
     fn apply_txn(&mut self, record: &TxnRecord) {
@@ -225,7 +286,6 @@ impl Partition {
                 if let Some(card) = self.cards.get_mut(&record.card) {
                     card.last_txn = Some(id);
                 }
-                self.txn_by_key.insert(record.key, id);
                 self.answers.insert(record.key, Answer::of(record));
                 self.next_txn = self.next_txn.max(id.0 + 1);
                 None
@@ -236,7 +296,11 @@ impl Partition {
                 self.expiries.push(Reverse((t, id)));
             }
         }
-        self.txns.insert(id, *record);
+        if let Err(hole) = self.txns.insert(*record) {
+            // Only a corrupt journal gets here: ids are handed out in order.
+            self.ledger_refusals += 1;
+            tracing::error!(id = %hole.id, next = %hole.next, "transaction id out of order");
+        }
     }
 
     /// Allocates the next transaction id (applied by the `Txn` event that records it).
@@ -309,6 +373,27 @@ impl Partition {
             approved_amount: None,
         }
     }
+}
+
+/// Writes to the room reserved for `capacity` answers and expiries once, so that recording
+/// one takes no page fault; both are left empty, their memory kept.
+fn touch_reserved(
+    answers: &mut NetworkMap<MessageKey, Answer>,
+    expiries: &mut BinaryHeap<Reverse<(Timestamp, TxnId)>>,
+    capacity: usize,
+) {
+    let answer = Partition::bare_answer(ResponseCode::APPROVED);
+    for n in 0..capacity as u64 {
+        let key = MessageKey {
+            stan: 0,
+            transmission: n,
+            acquirer: 0,
+        };
+        answers.insert(key, answer);
+        expiries.push(Reverse((Timestamp(0), TxnId(n))));
+    }
+    answers.clear();
+    expiries.clear();
 }
 
 /// Builds an approval code: six characters from the transaction id, so replay reproduces it

@@ -7,7 +7,8 @@
 use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason};
 use cardcore_core::pin::{decrypt_pin_block, Cvv2Key, PinVerificationKey, ZonePinKey};
 use cardcore_core::{
-    CardStatus, Channel, Currency, Granularity, LimitType, Money, ProfileStatus, Timestamp,
+    BalanceId, CardStatus, Channel, Currency, Granularity, LimitType, Money, ProfileStatus,
+    Timestamp,
 };
 
 use crate::app::AppData;
@@ -59,10 +60,8 @@ pub struct Inputs<'a> {
     pub app: &'a AppData,
     pub keys: &'a Keys,
     pub now: Timestamp,
-    /// The profile holds a balance in the transaction currency.
-    pub has_balance_in_currency: bool,
-    /// The profile's balance currencies (for "is this currency supported").
-    pub balance_currencies: &'a [Currency],
+    /// The profile's balances, by currency (for "is this currency supported").
+    pub balances: &'a [(Currency, BalanceId)],
 }
 
 /// The checks before the money: card and profile status, card data, channel permission,
@@ -103,12 +102,14 @@ fn decline_detailed(reason: DeclineReason, detailed: DetailedDeclineReason) -> D
 fn check_card_status(inputs: &Inputs<'_>, explain: &mut Explanation) -> Result<(), Decline> {
     let card = inputs.card;
     let status = card.status;
-    let local_date = inputs
-        .now
-        .to_datetime()
-        .with_timezone(&inputs.profile.time_zone.0)
-        .date_naive();
-    let date_passed = card.expiry.has_passed(local_date);
+    let tz = inputs.profile.time_zone;
+    let date_passed = match card.expired_from {
+        Some((zone, from)) if zone == tz => inputs.now >= from,
+        _ => {
+            let local_date = inputs.now.to_datetime().with_timezone(&tz.0).date_naive();
+            card.expiry.has_passed(local_date)
+        }
+    };
     let reason = match status {
         CardStatus::Blocked | CardStatus::Purged => Some(DeclineReason::CardBlocked),
         CardStatus::Expired => Some(DeclineReason::CardExpired),
@@ -264,11 +265,11 @@ fn verify_pin(inputs: &Inputs<'_>, block: &[u8; 8]) -> bool {
 fn check_currency(inputs: &Inputs<'_>, explain: &mut Explanation) -> Result<(), Decline> {
     let currency = inputs.request.amount.currency;
     let supported = currency == inputs.card.currency
-        || inputs.has_balance_in_currency
+        || inputs.balances.iter().any(|&(b, _)| b == currency)
         || inputs
-            .balance_currencies
+            .balances
             .iter()
-            .any(|&b| inputs.app.rate(b, currency).is_some());
+            .any(|&(b, _)| inputs.app.rate(b, currency).is_some());
     explain.push(
         Check::Currency,
         supported,

@@ -20,6 +20,16 @@ pub enum MessageKind {
     Reversal,
 }
 
+impl MessageKind {
+    pub const ALL: [MessageKind; 5] = [
+        MessageKind::Authorization,
+        MessageKind::Advice,
+        MessageKind::Financial,
+        MessageKind::Clearing,
+        MessageKind::Reversal,
+    ];
+}
+
 /// What identifies one message from the network: STAN (DE 11), transmission time (DE 7) and
 /// acquirer (DE 32). A second message with the same key is a duplicate.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -51,11 +61,26 @@ impl<const N: usize> ShortText<N> {
         }
     }
 
+    /// The text exactly as given (not trimmed); `None` if longer than `N`.
+    pub fn exact(text: &[u8]) -> Option<ShortText<N>> {
+        let len = u8::try_from(text.len())
+            .ok()
+            .filter(|l| usize::from(*l) <= N)?;
+        let mut bytes = [b' '; N];
+        bytes[..text.len()].copy_from_slice(text);
+        Some(ShortText { bytes, len })
+    }
+
     pub fn empty() -> ShortText<N> {
         ShortText {
             bytes: [b' '; N],
             len: 0,
         }
+    }
+
+    /// All `N` bytes: the text, then spaces.
+    pub(crate) fn padded(&self) -> &[u8; N] {
+        &self.bytes
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -57,27 +57,26 @@ impl PartitionImage {
     pub fn restore_into(self, p: &mut Partition) -> Result<(), String> {
         let cards = CardStore::from_cards(self.cards).map_err(|e| e.to_string())?;
         p.book = Book::from_snapshot(self.book.clone())?;
+        p.book.reserve_txns(p.config.txn_capacity);
         p.postings = self.postings.into_iter().collect();
         p.profiles = self.profiles.into_iter().map(|x| (x.id, x)).collect();
         p.cards = cards;
+        p.derive_expiries(|_| true);
         p.txns.clear();
-        p.txn_by_key.clear();
         p.expiries.clear();
         for record in &self.txns {
-            p.txn_by_key.insert(record.key, record.id);
             if let (Some(at), cardcore_core::TransactionState::InProgress) =
                 (record.purge_time, record.state)
             {
                 p.expiries.push(std::cmp::Reverse((at, record.id)));
             }
-            p.txns.insert(record.id, *record);
+            p.txns
+                .insert(*record)
+                .map_err(|h| format!("transaction {} where {} was next", h.id, h.next))?;
         }
-        for (key, answer) in &self.answers {
-            if let Some(txn) = answer.txn {
-                p.txn_by_key.entry(*key).or_insert(txn);
-            }
-        }
-        p.answers = self.answers.into_iter().collect();
+        // Refilled, not replaced: the table keeps the room reserved for it.
+        p.answers.clear();
+        p.answers.extend(self.answers);
         p.next_txn = self.next_txn;
         p.next_card = self.next_card;
         Ok(())

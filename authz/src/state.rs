@@ -59,10 +59,37 @@ pub struct Card {
     pub modified: Timestamp,
     /// The newest transaction of the card: the head of its list, newest first.
     pub last_txn: Option<TxnId>,
+    /// The first instant the card is past its expiry in a time zone (the profile's), and
+    /// that zone: the expiry check's date arithmetic done once instead of per message.
+    /// Derived by `apply` and snapshot loading, never stored; `None` (or another zone than
+    /// the profile's) sends the check to the date arithmetic.
+    #[serde(skip)]
+    pub expired_from: Option<(TimeZone, Timestamp)>,
 }
 
-/// What one card record costs in a partition (see `crate::card_store`).
-pub const CARD_RECORD_BYTES_MAX: usize = 176;
+impl Card {
+    /// Works out [`Card::expired_from`] for `tz`.
+    pub(crate) fn derive_expired_from(&mut self, tz: TimeZone) {
+        self.expired_from = expired_from(self.expiry, tz).map(|at| (tz, at));
+    }
+}
+
+/// The first instant the card is past `expiry` in `tz`: local midnight starting the month
+/// after its expiry month (a card is valid through the last day of that month).
+pub fn expired_from(expiry: Expiry, tz: TimeZone) -> Option<Timestamp> {
+    let (year, month) = (i32::from(expiry.year), u32::from(expiry.month));
+    let (year, month) = if month == 12 {
+        (year.checked_add(1)?, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+    cardcore_ledger::book::local_midnight(tz, first)
+}
+
+/// What one card record costs in a partition (see `crate::card_store`): 176 bytes of card,
+/// 16 for the expiry instant worked out in the profile's zone.
+pub const CARD_RECORD_BYTES_MAX: usize = 192;
 const _: () = assert!(std::mem::size_of::<Card>() <= CARD_RECORD_BYTES_MAX);
 
 /// Marks on a transaction that an operator should see.
@@ -115,6 +142,41 @@ pub struct TxnRecord {
 }
 
 impl TxnRecord {
+    /// A record of nothing, to write reserved memory with before it is used.
+    pub(crate) fn placeholder() -> TxnRecord {
+        let zero = Money::zero(Currency::EUR);
+        TxnRecord {
+            id: TxnId(0),
+            profile: ProfileId(0),
+            card: CardToken(0),
+            txn_type: TransactionType::PosPurchase,
+            state: TransactionState::Declined,
+            kind: MessageKind::Authorization,
+            key: MessageKey {
+                stan: 0,
+                transmission: 0,
+                acquirer: 0,
+            },
+            rrn: ShortText::empty(),
+            requested: zero,
+            authorised: zero,
+            cleared: None,
+            mcc: Mcc(0),
+            channel: Channel::PosChip,
+            merchant: ShortText::empty(),
+            country: ShortText::empty(),
+            response_code: ResponseCode::APPROVED,
+            decline: None,
+            approval_code: None,
+            flags: TxnFlags::default(),
+            created: Timestamp(0),
+            modified: Timestamp(0),
+            purge_time: None,
+            explanation: Explanation::new(),
+            previous_of_card: None,
+        }
+    }
+
     pub fn approval_code_str(&self) -> Option<&str> {
         self.approval_code
             .as_ref()
@@ -143,6 +205,43 @@ impl Answer {
             txn: Some(record.id),
             approval_code: record.approval_code,
             approved_amount: approved.then_some(record.authorised),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The precomputed instant agrees with the date arithmetic it replaces, on both sides
+    /// of it, in zones ahead of and behind UTC and across DST changes.
+    #[test]
+    fn expired_from_agrees_with_the_local_date() {
+        let zones = [
+            "UTC",
+            "Asia/Tokyo",
+            "America/New_York",
+            "Pacific/Kiritimati",
+            "America/Santiago",
+            "Europe/Madrid",
+        ];
+        let expiries = [(2026, 2), (2026, 3), (2026, 10), (2026, 12), (2099, 12)];
+        for zone in zones {
+            let tz = TimeZone::parse(zone).expect("a known zone");
+            for (year, month) in expiries {
+                let expiry = Expiry::new(year, month).expect("a valid expiry");
+                let Some(from) = expired_from(expiry, tz) else {
+                    panic!("{zone} {expiry}: no instant");
+                };
+                for (at, passed) in [(from.0 - 1, false), (from.0, true), (from.0 + 1, true)] {
+                    let local = Timestamp(at).to_datetime().with_timezone(&tz.0);
+                    assert_eq!(
+                        expiry.has_passed(local.date_naive()),
+                        passed,
+                        "{zone} {expiry} at {local}"
+                    );
+                }
+            }
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Property test of the whole engine: random sequences of network messages (authorisations,
 //! pre-authorisations, single-message purchases and refunds, stand-in advices, incremental
 //! authorisations, clearings lower and higher than the hold, partial and full reversals,
-//! duplicates) and clock moves past the hold lifetimes, against an [`Engine`] journaled to a
-//! temporary directory on two partitions.
+//! duplicates), clock moves past midnight and the hold lifetimes, and FX rates that change
+//! between an authorisation and its release, against an [`Engine`] journaled to a temporary
+//! directory on two partitions.
 //!
-//! After every step the ledger's invariants must hold, a duplicate must get its original
-//! answer, and an approved follow-up must leave its transaction in the state DESIGN.md gives
+//! After every step the ledger's invariants must hold (usage never below zero, and no
+//! change the engine decided refused by the ledger), a transaction released to zero (a
+//! reversal to zero, an expiry) must give back exactly the lifetime usage it was seen to
+//! count, whatever the rates did since (see [`UsageModel`]), a duplicate must get its
+//! original answer, and an approved follow-up must leave its transaction in the state DESIGN.md gives
 //! it. Restarts happen in the middle of a sequence and at its end: the engine is dropped and
 //! reopened on the same directory (from a snapshot and the journal tail when snapshots are on),
 //! and its state hash must be the one it had before.
@@ -13,18 +17,20 @@
 //! The number of sequences is `ENGINE_PROPERTY_CASES` (default [`CASES_DEFAULT`], which keeps
 //! the test to a few seconds in a debug build).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cardcore_authz::management::{IssueCard, LimitChange};
 use cardcore_authz::pipeline::Keys;
 use cardcore_authz::request::ShortText;
+use cardcore_authz::TxnRecord;
 use cardcore_authz::{Answer, Engine, EngineConfig, MessageKey, MessageKind, Request};
 use cardcore_core::decline::ResponseCode;
 use cardcore_core::pin::{encrypt_pin_block, Cvv2Key, Pin, PinVerificationKey, ZonePinKey};
 use cardcore_core::{
     CardStatus, CardType, Channel, Currency, Expiry, Granularity, LimitType, ManualClock, Mcc,
     Money, Pan, PanKey, ProfileId, ProfileStatus, TimeZone, Timestamp, TransactionState,
-    TransactionType,
+    TransactionType, TxnId,
 };
 use cardcore_ledger::journal::JournalConfig;
 use proptest::prelude::*;
@@ -108,8 +114,23 @@ enum Op {
     Advance {
         hours: u16,
     },
+    /// Sets the rate of one of [`RATES`] to `permille` / 1000.
+    Rate {
+        pair: usize,
+        permille: u32,
+    },
     Restart,
 }
+
+/// The currency pairs whose rates the test moves, and the fee of each.
+const RATES: [(Currency, Currency, &str); 3] = [
+    (Currency::EUR, Currency::GBP, "0.5"),
+    (Currency::EUR, Currency::USD, "0"),
+    (Currency::GBP, Currency::USD, "1"),
+];
+/// Rates the test sets lie between these, in thousandths.
+const RATE_PERMILLE_MIN: u32 = 200;
+const RATE_PERMILLE_MAX: u32 = 3_000;
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     let card = 0..CARDS.len();
@@ -151,6 +172,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         4 => (target, 0..=100i64).prop_map(|(target, percent)| Op::Reverse { target, percent }),
         3 => target.prop_map(|target| Op::Duplicate { target }),
         2 => (1..=ADVANCE_MAX_HOURS).prop_map(|hours| Op::Advance { hours }),
+        2 => (0..RATES.len(), RATE_PERMILLE_MIN..=RATE_PERMILLE_MAX)
+            .prop_map(|(pair, permille)| Op::Rate { pair, permille }),
         1 => Just(Op::Restart),
     ]
 }
@@ -180,6 +203,150 @@ struct World {
     /// Messages that start a transaction (follow-ups refer to these).
     originals: Vec<usize>,
     stan: u32,
+    usage: UsageModel,
+}
+
+/// The lifetime usage each transaction was seen to count on its card: the change of the
+/// card's lifetime counter in a step that changed only that transaction of the card. A step
+/// that changed several transactions of one card (a message and the expiries it swept
+/// first) leaves their shares unknown, except when all of them expired: then together they
+/// must give back what they counted. Checked against it:
+/// - released to zero (reversal to zero, expiry): exactly what it counted comes back;
+/// - released in part (reversal to a lower amount, clearing below it) with one
+///   authorisation: it keeps its counted amount in proportion to the amount it keeps
+///   (nearest minor unit), whatever the rate is now.
+#[derive(Default)]
+struct UsageModel {
+    seen: BTreeMap<TxnId, Option<Counted>>,
+    records: BTreeMap<TxnId, TxnRecord>,
+}
+
+/// What one transaction was seen to count.
+#[derive(Clone, Copy, Debug)]
+struct Counted {
+    minor: i64,
+    /// Counted by one authorisation (no incremental one).
+    single: bool,
+}
+
+impl UsageModel {
+    /// Checks the step that moved each card's lifetime usage by `moved` and left the
+    /// transactions as `after`.
+    fn check_step(
+        &mut self,
+        moved: &[i64; CARDS.len()],
+        cards: &[cardcore_core::CardToken; CARDS.len()],
+        after: BTreeMap<TxnId, TxnRecord>,
+    ) -> TestCaseResult {
+        for (index, card) in cards.iter().enumerate() {
+            let changed: Vec<TxnRecord> = after
+                .values()
+                .filter(|r| r.card == *card && self.records.get(&r.id) != Some(*r))
+                .copied()
+                .collect();
+            self.check_card(moved[index], &changed)?;
+        }
+        self.records = after;
+        Ok(())
+    }
+
+    /// Whether `r` went from `IN_PROGRESS` to `CANCELLED`: released to zero.
+    fn released(&self, r: &TxnRecord) -> bool {
+        let before = self.records.get(&r.id).map(|b| b.state);
+        before == Some(TransactionState::InProgress) && r.state == TransactionState::Cancelled
+    }
+
+    fn check_card(&mut self, moved: i64, changed: &[TxnRecord]) -> TestCaseResult {
+        match changed {
+            [] => prop_assert_eq!(moved, 0, "lifetime usage moved with no transaction"),
+            [r] if self.released(r) => {
+                if let Some(Some(counted)) = self.seen.get(&r.id) {
+                    prop_assert_eq!(moved, -counted.minor, "{} released to zero", r.id);
+                }
+                self.seen.insert(
+                    r.id,
+                    Some(Counted {
+                        minor: 0,
+                        ..Counted::ONE
+                    }),
+                );
+            }
+            [r] => self.check_one(moved, r)?,
+            many if many.iter().all(|r| self.released(r) && r.flags.expired) => {
+                let counted: Option<i64> = many
+                    .iter()
+                    .map(|r| self.seen.get(&r.id).copied().flatten().map(|c| c.minor))
+                    .sum();
+                if let Some(counted) = counted {
+                    prop_assert_eq!(moved, -counted, "expiries released to zero");
+                }
+                for r in many {
+                    self.seen.insert(
+                        r.id,
+                        Some(Counted {
+                            minor: 0,
+                            ..Counted::ONE
+                        }),
+                    );
+                }
+            }
+            many => {
+                for r in many {
+                    self.seen.insert(r.id, None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction of the card changed, without being released to zero.
+    fn check_one(&mut self, moved: i64, r: &TxnRecord) -> TestCaseResult {
+        let Some(before) = self.records.get(&r.id).copied() else {
+            // A new transaction: what it counted is what moved.
+            self.seen.insert(
+                r.id,
+                Some(Counted {
+                    minor: moved,
+                    ..Counted::ONE
+                }),
+            );
+            return Ok(());
+        };
+        let Some(Some(counted)) = self.seen.get(&r.id).copied() else {
+            return Ok(());
+        };
+        let grown = r.authorised.amount_minor > before.authorised.amount_minor;
+        let kept = match (r.state, r.cleared) {
+            (TransactionState::InProgress, _) => r.authorised.amount_minor,
+            (TransactionState::Completed, Some(cleared)) => cleared.amount_minor,
+            _ => before.authorised.amount_minor,
+        };
+        let whole = before.authorised.amount_minor;
+        let partial = before.state == TransactionState::InProgress && !grown && kept < whole;
+        if partial && counted.single {
+            let expected = share(counted.minor, kept, whole) - counted.minor;
+            prop_assert_eq!(moved, expected, "{} released in part", r.id);
+        }
+        let single = counted.single && !grown;
+        let minor = counted.minor + moved;
+        self.seen.insert(r.id, Some(Counted { minor, single }));
+        Ok(())
+    }
+}
+
+impl Counted {
+    const ONE: Counted = Counted {
+        minor: 0,
+        single: true,
+    };
+}
+
+/// `amount × kept / whole`, to the nearest unit, halves away from zero: the share of its
+/// counted usage a transaction released in part keeps (0 < kept < whole).
+fn share(amount: i64, kept: i64, whole: i64) -> i64 {
+    let product = i128::from(amount) * i128::from(kept);
+    let whole = i128::from(whole);
+    i64::try_from((2 * product + whole) / (2 * whole)).expect("within the amount")
 }
 
 fn test_keys() -> (Keys, PanKey) {
@@ -216,6 +383,7 @@ impl World {
             sent: Vec::new(),
             originals: Vec::new(),
             stan: 0,
+            usage: UsageModel::default(),
         };
         world.set_up().map_err(fail)?;
         Ok(world)
@@ -239,9 +407,9 @@ impl World {
         e.top_up(ProfileId(2), Money::new(10_000, Currency::EUR))?;
         e.top_up(ProfileId(2), Money::new(30_000, Currency::USD))?;
         let rate = |s: &str| s.parse::<Decimal>().expect("a decimal literal");
-        e.set_fx_rate(Currency::EUR, Currency::GBP, rate("0.85"), rate("0.5"))?;
-        e.set_fx_rate(Currency::EUR, Currency::USD, rate("1.08"), rate("0"))?;
-        e.set_fx_rate(Currency::GBP, Currency::USD, rate("1.27"), rate("1"))?;
+        for ((from, to, fee), start) in RATES.into_iter().zip(["0.85", "1.08", "1.27"]) {
+            e.set_fx_rate(from, to, rate(start), rate(fee))?;
+        }
         for (pan, profile, currency, smart_conversion) in CARDS {
             let pan = Pan::parse(pan).expect("a valid test PAN");
             e.issue_card(IssueCard {
@@ -393,6 +561,47 @@ impl World {
         Ok(out)
     }
 
+    /// Each card's lifetime usage, in minor units of its usage currency.
+    fn lifetimes(&self) -> Result<[i64; CARDS.len()], TestCaseError> {
+        let mut out = [0; CARDS.len()];
+        for (index, (_, profile, _, _)) in CARDS.iter().enumerate() {
+            let token = self.card_token(index).map_err(fail)?;
+            let usage = self
+                .engine()
+                .card_usage(ProfileId(*profile), token, Granularity::Lifetime);
+            out[index] = usage.map_err(fail)?.amount_minor;
+        }
+        Ok(out)
+    }
+
+    /// Every transaction the test has created, as it is now.
+    fn records(&self) -> Result<BTreeMap<TxnId, TxnRecord>, TestCaseError> {
+        let mut out = BTreeMap::new();
+        for sent in &self.sent {
+            let Some(id) = sent.answer.txn else { continue };
+            let (record, _) = self.engine().transaction_any(id).map_err(fail)?;
+            out.insert(id, record);
+        }
+        Ok(out)
+    }
+
+    /// Runs a step and checks it against the usage model.
+    fn modelled_step(&mut self, op: &Op) -> TestCaseResult {
+        let before = self.lifetimes()?;
+        self.step(op)?;
+        if matches!(op, Op::Restart) {
+            return Ok(());
+        }
+        let after = self.lifetimes()?;
+        let moved: [i64; CARDS.len()] = std::array::from_fn(|i| after[i] - before[i]);
+        let mut cards = [cardcore_core::CardToken(0); CARDS.len()];
+        for (i, slot) in cards.iter_mut().enumerate() {
+            *slot = self.card_token(i).map_err(fail)?;
+        }
+        let records = self.records()?;
+        self.usage.check_step(&moved, &cards, records)
+    }
+
     fn state_of(&self, answer: &Answer) -> Result<Option<TransactionState>, TestCaseError> {
         let Some(id) = answer.txn else {
             return Ok(None);
@@ -492,6 +701,12 @@ impl World {
                 self.clock.advance_ms(i64::from(hours) * 3_600_000);
                 self.engine().expire_holds().map_err(fail)
             }
+            Op::Rate { pair, permille } => {
+                let (from, to, fee) = RATES[pair];
+                let rate = Decimal::new(i64::from(permille), 3);
+                let fee = fee.parse::<Decimal>().map_err(fail)?;
+                self.engine().set_fx_rate(from, to, rate, fee).map_err(fail)
+            }
             Op::Restart => self.restart(),
         }
     }
@@ -571,7 +786,7 @@ fn run_sequence(snapshots: bool, ops: &[Op]) -> TestCaseResult {
     world.check_invariants()?;
     for (i, op) in ops.iter().enumerate() {
         world
-            .step(op)
+            .modelled_step(op)
             .map_err(|e| fail(format!("step {i} {op:?}: {e}")))?;
         world
             .check_invariants()

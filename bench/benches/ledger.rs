@@ -238,6 +238,7 @@ fn usage(c: &mut Criterion) {
         txn: TxnId(0),
         card,
         limit_type: LimitType::Purchase,
+        amount: Money::new(1, Currency::EUR),
         card_amount: Money::new(1, Currency::EUR),
         profile_amount: Money::new(1, Currency::EUR),
     };
@@ -278,8 +279,7 @@ fn usage_add_then_close(book: &mut Book, txn: TxnId, like: &UsageCharge, now: Ti
     let added = book.plan_usage(&charge, now);
     book.apply(added.as_ref().expect("counted"))
         .expect("applies");
-    let (card, profile) = (charge.card_amount, charge.profile_amount);
-    let closed = book.plan_usage_adjust_to(txn, card, profile, UsageEnd::Close, now);
+    let closed = book.plan_usage_release_to(txn, charge.amount, UsageEnd::Close, now);
     book.apply(closed.as_ref().expect("recorded"))
         .expect("applies");
 }
@@ -357,6 +357,7 @@ fn cpu_time_per_iteration() {
         txn: TxnId(0),
         card: CardToken(1),
         limit_type: LimitType::Purchase,
+        amount: one,
         card_amount: one,
         profile_amount: one,
     };

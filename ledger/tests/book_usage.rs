@@ -9,7 +9,7 @@ use cardcore_core::{
     CardToken, Currency, Granularity, LimitType, Money, ProfileId, TimeZone, Timestamp, TxnId,
 };
 use cardcore_ledger::book::{
-    window_bounds, Book, BookError, LedgerEvent, UsageCharge, UsageEnd, UsageKey, Window,
+    window_bounds, Book, BookError, GrowIn, LedgerEvent, UsageCharge, UsageEnd, UsageKey, Window,
 };
 
 const P: ProfileId = ProfileId(3);
@@ -63,17 +63,34 @@ impl Ledger {
             txn: TxnId(txn),
             card,
             limit_type: t,
+            amount: sgd(minor),
             card_amount: sgd(minor),
             profile_amount: sgd(minor),
         };
         self.run(self.book.plan_usage(&charge, at(now)));
     }
 
+    /// Sets a card-`CARD` purchase's usage to `minor`: released down to it, or grown in the
+    /// authorisation's windows (a clearing above, or after expiry).
     fn adjust(&mut self, txn: u64, minor: i64, end: UsageEnd, now: &str) {
-        self.run(
+        let counted = self.book.usage_record(TxnId(txn)).unwrap().counted();
+        let decided = if minor > counted.txn_minor {
+            let more = minor - counted.txn_minor;
+            let charge = UsageCharge {
+                txn: TxnId(txn),
+                card: CARD,
+                limit_type: LimitType::Purchase,
+                amount: sgd(more),
+                card_amount: sgd(more),
+                profile_amount: sgd(more),
+            };
             self.book
-                .plan_usage_adjust_to(TxnId(txn), sgd(minor), sgd(minor), end, at(now)),
-        );
+                .plan_usage_grow(&charge, GrowIn::Authorised, end, at(now))
+        } else {
+            self.book
+                .plan_usage_release_to(TxnId(txn), sgd(minor), end, at(now))
+        };
+        self.run(decided);
     }
 
     /// Card daily, monthly, lifetime; profile PURCHASE daily, monthly.
@@ -363,6 +380,7 @@ fn bad_usage_input_is_refused_and_names_the_problem() {
         txn: TxnId(1),
         card: CARD,
         limit_type: LimitType::Purchase,
+        amount: sgd(1),
         card_amount: sgd(1),
         profile_amount: sgd(1),
     };
@@ -401,8 +419,25 @@ fn bad_usage_input_is_refused_and_names_the_problem() {
     );
     let adjust = l
         .book
-        .plan_usage_adjust_to(TxnId(5), sgd(1), sgd(1), UsageEnd::Keep, now);
+        .plan_usage_release_to(TxnId(5), sgd(1), UsageEnd::Keep, now);
     assert_eq!(adjust, Err(BookError::UnknownUsage(TxnId(5))));
+    let above = l
+        .book
+        .plan_usage_release_to(TxnId(1), sgd(2), UsageEnd::Keep, now);
+    assert!(matches!(above, Err(BookError::ReleaseAboveUsage { .. })));
+    let grow = l
+        .book
+        .plan_usage_grow(&good, GrowIn::Current, UsageEnd::Keep, now);
+    assert!(grow.is_ok());
+    let other_card = UsageCharge {
+        card: OTHER_CARD,
+        ..good
+    };
+    assert_eq!(
+        l.book
+            .plan_usage_grow(&other_card, GrowIn::Current, UsageEnd::Keep, now),
+        Err(BookError::UsageMismatch(TxnId(1)))
+    );
     let no_counter = l
         .book
         .usage(UsageKey::Card(CARD), Granularity::Transaction, now);
@@ -455,4 +490,186 @@ fn replay_needs_no_clock() {
         l.book.apply(&last),
         Err(BookError::EventDoesNotApply { .. })
     ));
+}
+
+/// One move of a transaction's usage, for the table-driven tests below.
+#[derive(Clone, Copy, Debug)]
+enum Move {
+    /// A new transaction: (txn, transaction-currency minor, minor counted in SGD).
+    Auth(u64, i64, i64),
+    /// An incremental authorisation, counted in today's windows.
+    Increment(u64, i64, i64),
+    /// Released down to this transaction-currency amount (kept open).
+    ReleaseTo(u64, i64),
+    /// Released down to this amount and closed (a clearing below or at the amount).
+    CloseAt(u64, i64),
+}
+
+impl Ledger {
+    /// A transaction in USD counted in SGD at whatever rate the caller used.
+    fn usd_charge(txn: u64, usd_minor: i64, sgd_minor: i64) -> UsageCharge {
+        UsageCharge {
+            txn: TxnId(txn),
+            card: CARD,
+            limit_type: LimitType::Purchase,
+            amount: Money::new(usd_minor, Currency::USD),
+            card_amount: sgd(sgd_minor),
+            profile_amount: sgd(sgd_minor),
+        }
+    }
+
+    fn make(&mut self, m: Move, now: &str) {
+        let now = at(now);
+        let usd = |minor| Money::new(minor, Currency::USD);
+        let decided = match m {
+            Move::Auth(txn, usd_minor, sgd_minor) => self
+                .book
+                .plan_usage(&Ledger::usd_charge(txn, usd_minor, sgd_minor), now),
+            Move::Increment(txn, usd_minor, sgd_minor) => self.book.plan_usage_grow(
+                &Ledger::usd_charge(txn, usd_minor, sgd_minor),
+                GrowIn::Current,
+                UsageEnd::Keep,
+                now,
+            ),
+            Move::ReleaseTo(txn, minor) => {
+                self.book
+                    .plan_usage_release_to(TxnId(txn), usd(minor), UsageEnd::Keep, now)
+            }
+            Move::CloseAt(txn, minor) => {
+                self.book
+                    .plan_usage_release_to(TxnId(txn), usd(minor), UsageEnd::Close, now)
+            }
+        };
+        self.run(decided);
+    }
+}
+
+/// Runs `moves` (each at its instant) and checks the five counters after each: card daily,
+/// monthly, lifetime; profile daily, monthly.
+fn check_moves(zone: &str, moves: &[(Move, &str, [i64; 5])]) {
+    let mut l = Ledger::new(zone);
+    for (i, &(m, now, expected)) in moves.iter().enumerate() {
+        l.make(m, now);
+        assert_eq!(l.usage(now), expected, "step {i}: {m:?} at {now}");
+    }
+    let mut replayed = Book::new();
+    for e in &l.log {
+        replayed.apply(e).unwrap();
+    }
+    assert_eq!(replayed.state_hash(), l.book.state_hash(), "replay");
+}
+
+#[test]
+fn an_increment_after_local_midnight_counts_in_the_new_day() {
+    // Tokyo is UTC+9: 14:30Z is 23:30 on 15 January there, 15:30Z is 00:30 on the 16th.
+    check_moves(
+        "Asia/Tokyo",
+        &[
+            (Move::Auth(1, 30_00, 30_00), "2026-01-15T14:30:00Z", {
+                [30_00, 30_00, 30_00, 30_00, 30_00]
+            }),
+            // The next day there: the increment counts today only.
+            (Move::Increment(1, 20_00, 20_00), "2026-01-15T15:30:00Z", {
+                [20_00, 50_00, 50_00, 20_00, 50_00]
+            }),
+            (Move::Auth(2, 5_00, 5_00), "2026-01-15T16:00:00Z", {
+                [25_00, 55_00, 55_00, 25_00, 55_00]
+            }),
+            // Down to 25.00: today's 20.00 first, then 5.00 of yesterday's 30.00, which
+            // today's window never counted.
+            (Move::ReleaseTo(1, 25_00), "2026-01-15T17:00:00Z", {
+                [5_00, 30_00, 30_00, 5_00, 30_00]
+            }),
+            // The day after: transaction 2 (counted yesterday) released in full gives back
+            // to the month and the lifetime only.
+            (Move::Auth(3, 1_00, 1_00), "2026-01-16T15:30:00Z", {
+                [1_00, 31_00, 31_00, 1_00, 31_00]
+            }),
+            (Move::CloseAt(2, 0), "2026-01-16T15:31:00Z", {
+                [1_00, 26_00, 26_00, 1_00, 26_00]
+            }),
+            (Move::CloseAt(1, 0), "2026-01-16T15:32:00Z", {
+                [1_00, 1_00, 1_00, 1_00, 1_00]
+            }),
+        ],
+    );
+}
+
+#[test]
+fn an_increment_in_a_new_month_counts_in_it() {
+    // Madrid is UTC+1 in winter: 22:50Z on 31 January is 23:50 there, 23:10Z is 00:10 on
+    // 1 February.
+    check_moves(
+        "Europe/Madrid",
+        &[
+            (Move::Auth(1, 100_00, 100_00), "2026-01-31T22:50:00Z", {
+                [100_00, 100_00, 100_00, 100_00, 100_00]
+            }),
+            (Move::Increment(1, 40_00, 40_00), "2026-01-31T23:10:00Z", {
+                [40_00, 40_00, 140_00, 40_00, 40_00]
+            }),
+            (Move::ReleaseTo(1, 90_00), "2026-02-01T09:00:00Z", {
+                [0, 0, 90_00, 0, 0]
+            }),
+            (Move::CloseAt(1, 0), "2026-02-01T09:00:00Z", [0, 0, 0, 0, 0]),
+        ],
+    );
+}
+
+#[test]
+fn releases_give_back_exactly_what_was_counted_whatever_the_rate() {
+    // USD transactions counted in SGD at the rate of their moment: 1.35, then 1.20, then
+    // 1.50. Releases never convert again: they give back the SGD each part counted, newest
+    // first, and a part released in part keeps its share (nearest cent).
+    check_moves(
+        "UTC",
+        &[
+            (Move::Auth(1, 100_00, 135_00), "2026-03-02T10:00:00Z", {
+                [135_00, 135_00, 135_00, 135_00, 135_00]
+            }),
+            (Move::Increment(1, 10_00, 12_00), "2026-03-02T11:00:00Z", {
+                [147_00, 147_00, 147_00, 147_00, 147_00]
+            }),
+            // Down to 33.33 USD: the increment's 12.00 SGD, then 66.67 of the 100.00 USD,
+            // which keeps 33.33 / 100.00 of 135.00 = 44.9955 → 45.00 SGD.
+            (Move::ReleaseTo(1, 33_33), "2026-03-02T12:00:00Z", {
+                [45_00, 45_00, 45_00, 45_00, 45_00]
+            }),
+            (Move::Auth(2, 10_00, 15_00), "2026-03-02T12:00:00Z", {
+                [60_00, 60_00, 60_00, 60_00, 60_00]
+            }),
+            (Move::ReleaseTo(1, 1), "2026-03-02T13:00:00Z", {
+                [15_01, 15_01, 15_01, 15_01, 15_01]
+            }),
+            // To zero: exactly what is left, so nothing drifts.
+            (Move::CloseAt(1, 0), "2026-03-02T14:00:00Z", {
+                [15_00, 15_00, 15_00, 15_00, 15_00]
+            }),
+            (Move::CloseAt(2, 0), "2026-03-02T14:00:00Z", [0, 0, 0, 0, 0]),
+        ],
+    );
+}
+
+#[test]
+fn many_increments_on_many_days_stay_within_the_bound() {
+    // Eight days of increments: the record merges parts counted in the same windows, and
+    // releasing everything still gives back exactly what was counted.
+    let mut l = Ledger::new("UTC");
+    l.make(Move::Auth(1, 10_00, 13_00), "2026-04-01T10:00:00Z");
+    for day in 2..=9 {
+        let now = format!("2026-04-0{day}T10:00:00Z");
+        l.make(Move::Increment(1, 10_00, 11_00 + day), &now);
+        let record = l.book.usage_record(TxnId(1)).unwrap();
+        assert!(record.parts().len() <= cardcore_ledger::book::USAGE_PARTS_MAX);
+    }
+    let counted: i64 = 13_00 + (2..=9).map(|d| 11_00 + d).sum::<i64>();
+    assert_eq!(l.usage("2026-04-09T10:00:00Z")[2], counted);
+    assert_eq!(l.usage("2026-04-09T10:00:00Z")[0], 11_09);
+    // 90.00 USD counted; down to 75.00: the newest 10.00 (today's 11.09 SGD) and half of
+    // the day before's (5.54 of its 11.08 SGD, which today's window never counted).
+    l.make(Move::ReleaseTo(1, 75_00), "2026-04-09T11:00:00Z");
+    let usage = l.usage("2026-04-09T11:00:00Z");
+    assert_eq!((usage[0], usage[2]), (0, counted - 11_09 - 5_54));
+    l.make(Move::CloseAt(1, 0), "2026-04-09T12:00:00Z");
+    assert_eq!(l.usage("2026-04-09T12:00:00Z"), [0, 0, 0, 0, 0]);
 }

@@ -3,13 +3,18 @@
 //! a small inline list; only then is anything written, so an event that does not fit
 //! changes nothing. Nothing here allocates for a single-currency hold or capture.
 
+use std::collections::hash_map::Entry;
+
 use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 use rust_decimal::Decimal;
 
-use super::event::{Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted};
+use super::event::{
+    Authorised, Captured, Credit, CreditKind, HoldPlaced, HoldResized, LedgerEvent, Posted,
+};
 use super::fx::{source_amount, FEE_PPM_MAX};
 use super::legs::{Leg, Legs};
-use super::usage::{CardUsage, TypeUsage, WindowCounter};
+use super::usage::{counters_after, AppliedWindows, CardUsage, Counted, TypeUsage, WindowCounter};
+use super::usage_record::UsageRecord;
 use super::{
     Balance, Book, BookError, CurrencyTotals, Hold, OpenBalance, ProfileBook, CONVERSION_LEGS_MAX,
     HOLD_LEGS_MAX, PROFILE_BALANCES_MAX,
@@ -142,12 +147,14 @@ impl Book {
             }
             LedgerEvent::Credited(e) => self.apply_credited(e),
             LedgerEvent::HoldPlaced(e) => self.apply_hold_placed(e),
+            LedgerEvent::Authorised(e) => self.apply_authorised(e),
             LedgerEvent::HoldResized(e) => self.apply_hold_resized(e),
             LedgerEvent::HoldReleased { txn, .. } => self.apply_hold_released(*txn),
             LedgerEvent::Captured(e) => self.apply_captured(e),
             LedgerEvent::Posted(e) => self.apply_posted(e),
             LedgerEvent::UsageAdded(e) => self.apply_usage_added(e),
-            LedgerEvent::UsageAdjusted(e) => self.apply_usage_adjusted(e),
+            LedgerEvent::UsageGrown(e) => self.apply_usage_grown(e),
+            LedgerEvent::UsageReleased(e) => self.apply_usage_released(e),
         }
     }
 
@@ -247,6 +254,90 @@ impl Book {
             flagged: e.flagged,
         };
         self.holds.insert(e.txn, hold);
+        Ok(())
+    }
+
+    /// Applies [`LedgerEvent::Authorised`] `e` (what [`Book::apply`] does with it), for a
+    /// caller that holds the event without its enum: the hold and the usage of one
+    /// approval, all or nothing. The usage is checked first, then the hold is checked and
+    /// written, then the usage is written (which cannot fail).
+    pub fn apply_authorised(&mut self, e: &Authorised) -> Result<(), BookError> {
+        if e.hold.txn != e.usage.txn {
+            let why = format!("hold of {} with usage of {}", e.hold.txn, e.usage.txn);
+            return Err(BookError::mismatch("Authorised", why));
+        }
+        if let ([leg], None) = (e.hold.legs.as_slice(), e.hold.open) {
+            if leg.currency == e.hold.currency {
+                return self.apply_authorised_own(e, leg);
+            }
+        }
+        let counted = self.usage_added_checked(&e.usage)?;
+        self.apply_hold_placed(&e.hold)?;
+        self.write_usage_added(&e.usage, counted);
+        Ok(())
+    }
+
+    /// [`Book::apply_authorised`] for the usual shape, one leg on the transaction-currency
+    /// balance and no balance to open: the same checks, with every table looked up once.
+    fn apply_authorised_own(&mut self, e: &Authorised, leg: &Leg) -> Result<(), BookError> {
+        const EVENT: &str = "Authorised";
+        let (hold, usage) = (&e.hold, &e.usage);
+        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", hold.txn));
+        // What `check_legs` asks of a leg in the transaction currency.
+        let own_ok = leg.covers_minor > 0
+            && leg.held_minor == leg.covers_minor
+            && leg.fee_minor == 0
+            && is_one(leg.rate);
+        if !own_ok {
+            return Err(bad("malformed leg"));
+        }
+        let Entry::Vacant(hold_slot) = self.holds.entry(hold.txn) else {
+            return Err(bad("already has a hold"));
+        };
+        let Entry::Vacant(usage_slot) = self.usage_records.entry(usage.txn) else {
+            return Err(bad("usage already recorded"));
+        };
+        let card = self.cards.get_mut(&usage.card);
+        let card = card.ok_or_else(|| bad("unknown card"))?;
+        let profile = self.profiles.get_mut(&card.profile);
+        let profile = profile.ok_or_else(|| bad("unknown profile"))?;
+        let balance = self.balances.get_mut(&leg.balance);
+        let balance = balance.ok_or_else(|| bad("unknown balance"))?;
+        let type_usage = &mut profile.usage[usage.limit_type.index()];
+        let counted = Counted {
+            amounts: &usage.amounts,
+            daily: usage.daily,
+            monthly: usage.monthly,
+            windows: AppliedWindows(AppliedWindows::ALL),
+        };
+        let (card_after, type_after) =
+            counters_after(EVENT, usage.txn, card, type_usage, &counted)?;
+        // The balance's owner is checked against the hold's profile; a balance's profile is
+        // always open.
+        let d = Delta {
+            balance: leg.balance,
+            currency: Some(leg.currency),
+            cash_minor: 0,
+            reserved_minor: leg.held_minor,
+        };
+        let balance_after = balance_after(balance, &d, hold.profile, hold.flagged, EVENT)?;
+        *balance = balance_after;
+        *card = card_after;
+        *type_usage = type_after;
+        hold_slot.insert(Hold {
+            profile: hold.profile,
+            currency: hold.currency,
+            legs: hold.legs,
+            flagged: hold.flagged,
+        });
+        usage_slot.insert(UsageRecord::new(
+            usage.card,
+            usage.limit_type,
+            usage.currency,
+            usage.amounts,
+            usage.daily,
+            usage.monthly,
+        ));
         Ok(())
     }
 

@@ -36,6 +36,14 @@ pub enum BookError {
     UsageExists(TxnId),
     #[error("transaction {0} has no limit usage recorded")]
     UnknownUsage(TxnId),
+    #[error("transaction {0}: the usage record is for another card or limit type")]
+    UsageMismatch(TxnId),
+    #[error("{txn}: usage cannot be released to {requested}, above the {counted} counted")]
+    ReleaseAboveUsage {
+        txn: TxnId,
+        counted: Money,
+        requested: Money,
+    },
     #[error("{what} must be positive, got {amount}")]
     NonPositiveAmount { what: &'static str, amount: Money },
     #[error("{what} must not be negative, got {amount}")]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::legs::{Debit, Leg, Legs};
 use super::usage::{AppliedWindows, Window};
+use super::usage_record::UsageAmounts;
 use super::HOLD_LEGS_MAX;
 
 /// One change to the book.
@@ -37,6 +38,8 @@ pub enum LedgerEvent {
     Credited(Credit),
     /// A transaction's hold on one or more balances.
     HoldPlaced(HoldPlaced),
+    /// An approved authorisation: its hold and its limit usage together.
+    Authorised(Authorised),
     /// A hold grown (incremental authorisation) or shrunk (partial reversal): `legs` is the
     /// whole new set.
     HoldResized(HoldResized),
@@ -46,10 +49,14 @@ pub enum LedgerEvent {
     Captured(Captured),
     /// A single-message transaction (or a clearing without a hold), posted at once.
     Posted(Posted),
-    /// Limit usage of an authorisation, in the windows current at the time.
+    /// Limit usage of a new transaction, in the windows current at the time.
     UsageAdded(UsageAdded),
-    /// Limit usage of a transaction set to a new amount (reversal, clearing, expiry).
-    UsageAdjusted(UsageAdjusted),
+    /// More limit usage for a transaction: an incremental authorisation, or a clearing above
+    /// what was authorised.
+    UsageGrown(UsageGrown),
+    /// Limit usage of a transaction given back down to a final amount (reversal, clearing,
+    /// expiry).
+    UsageReleased(UsageReleased),
 }
 
 /// A balance opened on the way, by a decision that needs one that does not exist yet (a
@@ -88,6 +95,47 @@ pub struct HoldPlaced {
     pub open: Option<OpenBalance>,
     /// Held past available funds: a stand-in advice the network already approved.
     pub flagged: bool,
+}
+
+/// An approved authorisation's hold and the limit usage it counts, applied together: one
+/// event per approval. `hold.txn` and `usage.txn` are the same transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorised {
+    pub hold: HoldPlaced,
+    pub usage: UsageAdded,
+}
+
+impl Authorised {
+    /// An event to plan into (see [`Book::plan_hold_into`](super::Book::plan_hold_into)):
+    /// no legs, no usage, for `txn`.
+    pub fn empty(txn: TxnId, profile: ProfileId, currency: Currency) -> Authorised {
+        Authorised {
+            hold: HoldPlaced::empty(txn, profile, currency),
+            usage: UsageAdded {
+                txn,
+                card: CardToken(0),
+                limit_type: LimitType::Purchase,
+                currency,
+                amounts: UsageAmounts::ZERO,
+                daily: Window::EMPTY,
+                monthly: Window::EMPTY,
+            },
+        }
+    }
+}
+
+impl HoldPlaced {
+    /// A hold of nothing yet, to fund.
+    pub fn empty(txn: TxnId, profile: ProfileId, currency: Currency) -> HoldPlaced {
+        HoldPlaced {
+            txn,
+            profile,
+            currency,
+            legs: Legs::new(),
+            open: None,
+            flagged: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,28 +186,47 @@ pub struct Posted {
     pub flagged: bool,
 }
 
-/// Usage added for `txn`: `card_minor` to the card's counters (daily, monthly, lifetime),
-/// `profile_minor` to the profile's counters of `limit_type` (daily, monthly).
+/// The usage of a new transaction `txn`: `amounts.card_minor` counted in the card's
+/// counters (daily, monthly, lifetime), `amounts.profile_minor` in the profile's counters of
+/// `limit_type` (daily, monthly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageAdded {
     pub txn: TxnId,
     pub card: CardToken,
     pub limit_type: LimitType,
-    pub card_minor: i64,
-    pub profile_minor: i64,
+    /// The transaction currency (of `amounts.txn_minor`).
+    pub currency: Currency,
+    pub amounts: UsageAmounts,
     /// The daily and monthly windows current when it was decided.
     pub daily: Window,
     pub monthly: Window,
 }
 
-/// The usage of `txn` set to new amounts. Each counter in `windows` moves by the difference;
-/// the others (whose window has ended since) do not. The card's lifetime counter always
-/// moves. `close` forgets the transaction's record (it will not change again).
+/// More usage for `txn`, counted like [`UsageAdded`] in `daily` and `monthly`: the windows
+/// current at an incremental authorisation, or those of the newest authorisation for a
+/// clearing above it. Only the counters in `windows` count it (all of them for an
+/// incremental authorisation; for a clearing, those whose window is still that one and
+/// current), and a counter keeps a newer window it is already in. The card's lifetime counter
+/// always counts. `close` forgets the transaction's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageAdjusted {
+pub struct UsageGrown {
     pub txn: TxnId,
-    pub card_minor: i64,
-    pub profile_minor: i64,
+    pub amounts: UsageAmounts,
+    pub daily: Window,
+    pub monthly: Window,
+    pub windows: AppliedWindows,
+    pub close: bool,
+}
+
+/// The usage of `txn` given back down to `txn_minor` in the transaction currency, newest
+/// part first, exactly what each part counted ([`UsageRecord`](super::UsageRecord)). Each
+/// counter in `windows` moves by what its parts give back; the others (whose window has ended
+/// since) do not. The card's lifetime counter always moves. `close` forgets the transaction's
+/// record (it will not change again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReleased {
+    pub txn: TxnId,
+    pub txn_minor: i64,
     pub windows: AppliedWindows,
     pub close: bool,
 }
@@ -177,12 +244,14 @@ impl LedgerEvent {
             LedgerEvent::BalanceOpened(_) => "BalanceOpened",
             LedgerEvent::Credited(_) => "Credited",
             LedgerEvent::HoldPlaced(_) => "HoldPlaced",
+            LedgerEvent::Authorised(_) => "Authorised",
             LedgerEvent::HoldResized(_) => "HoldResized",
             LedgerEvent::HoldReleased { .. } => "HoldReleased",
             LedgerEvent::Captured(_) => "Captured",
             LedgerEvent::Posted(_) => "Posted",
             LedgerEvent::UsageAdded(_) => "UsageAdded",
-            LedgerEvent::UsageAdjusted(_) => "UsageAdjusted",
+            LedgerEvent::UsageGrown(_) => "UsageGrown",
+            LedgerEvent::UsageReleased(_) => "UsageReleased",
         }
     }
 
@@ -198,12 +267,14 @@ impl LedgerEvent {
                 CreditKind::Refund(txn) => Some(txn),
             },
             LedgerEvent::HoldPlaced(e) => Some(e.txn),
+            LedgerEvent::Authorised(e) => Some(e.hold.txn),
             LedgerEvent::HoldResized(e) => Some(e.txn),
             LedgerEvent::HoldReleased { txn, .. } => Some(*txn),
             LedgerEvent::Captured(e) => Some(e.txn),
             LedgerEvent::Posted(e) => Some(e.txn),
             LedgerEvent::UsageAdded(e) => Some(e.txn),
-            LedgerEvent::UsageAdjusted(e) => Some(e.txn),
+            LedgerEvent::UsageGrown(e) => Some(e.txn),
+            LedgerEvent::UsageReleased(e) => Some(e.txn),
         }
     }
 
@@ -212,6 +283,7 @@ impl LedgerEvent {
     pub fn is_flagged(&self) -> bool {
         match self {
             LedgerEvent::HoldPlaced(e) => e.flagged,
+            LedgerEvent::Authorised(e) => e.hold.flagged,
             LedgerEvent::HoldResized(e) => e.flagged,
             LedgerEvent::Captured(e) => e.flagged,
             LedgerEvent::Posted(e) => e.flagged,
@@ -225,6 +297,7 @@ impl LedgerEvent {
             LedgerEvent::BalanceOpened(o) => Some(*o),
             LedgerEvent::Credited(e) => e.open,
             LedgerEvent::HoldPlaced(e) => e.open,
+            LedgerEvent::Authorised(e) => e.hold.open,
             LedgerEvent::HoldResized(e) => e.open,
             LedgerEvent::Captured(e) => e.open,
             LedgerEvent::Posted(e) => e.open,

@@ -189,6 +189,21 @@ impl Book {
         self.post(txn, profile, amount, prefs, rates, Mode::Forced)
     }
 
+    /// [`Book::plan_hold`], written into `out` (an [`Authorised`](super::Authorised)
+    /// event's hold, say) instead of returned: a hold is a few hundred bytes, and the
+    /// approval path does not copy it around. On a refusal `out` is left half-written.
+    pub fn plan_hold_into<R: FxRates + ?Sized>(
+        &self,
+        txn: TxnId,
+        profile: ProfileId,
+        amount: Money,
+        prefs: &FundingPrefs,
+        rates: &R,
+        out: &mut HoldPlaced,
+    ) -> Result<(), BookError> {
+        self.place_into(txn, profile, amount, prefs, rates, Mode::Checked, out)
+    }
+
     fn place<R: FxRates + ?Sized>(
         &self,
         txn: TxnId,
@@ -198,23 +213,37 @@ impl Book {
         rates: &R,
         mode: Mode,
     ) -> Result<LedgerEvent, BookError> {
+        let mut event = LedgerEvent::HoldPlaced(HoldPlaced::empty(txn, profile, amount.currency));
+        if let LedgerEvent::HoldPlaced(placed) = &mut event {
+            self.place_into(txn, profile, amount, prefs, rates, mode, placed)?;
+        }
+        Ok(event)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn place_into<R: FxRates + ?Sized>(
+        &self,
+        txn: TxnId,
+        profile: ProfileId,
+        amount: Money,
+        prefs: &FundingPrefs,
+        rates: &R,
+        mode: Mode,
+        out: &mut HoldPlaced,
+    ) -> Result<(), BookError> {
         if self.holds.contains_key(&txn) {
             return Err(BookError::HoldExists(txn));
         }
         positive("hold amount", amount)?;
-        let mut placed = HoldPlaced {
-            txn,
-            profile,
-            currency: amount.currency,
-            legs: Legs::new(),
-            open: None,
-            flagged: false,
-        };
-        let (open, flagged) =
-            self.fund(txn, profile, amount, &mut placed.legs, prefs, rates, mode)?;
-        placed.open = open;
-        placed.flagged = flagged;
-        Ok(LedgerEvent::HoldPlaced(placed))
+        // Field by field: the event is a few hundred bytes, and is written where it lies.
+        out.txn = txn;
+        out.profile = profile;
+        out.currency = amount.currency;
+        out.legs.clear();
+        let (open, flagged) = self.fund(txn, profile, amount, &mut out.legs, prefs, rates, mode)?;
+        out.open = open;
+        out.flagged = flagged;
+        Ok(())
     }
 
     fn grow<R: FxRates + ?Sized>(
@@ -437,7 +466,7 @@ fn add_own(
     amount_minor: i64,
     txn: TxnId,
 ) -> Result<(), BookError> {
-    let overflow = BookError::Overflow {
+    let overflow = || BookError::Overflow {
         what: "hold amount",
     };
     if let Some(i) = legs.own_index(currency) {
@@ -445,8 +474,11 @@ fn add_own(
         leg.held_minor = leg
             .held_minor
             .checked_add(amount_minor)
-            .ok_or(overflow.clone())?;
-        leg.covers_minor = leg.covers_minor.checked_add(amount_minor).ok_or(overflow)?;
+            .ok_or_else(overflow)?;
+        leg.covers_minor = leg
+            .covers_minor
+            .checked_add(amount_minor)
+            .ok_or_else(overflow)?;
         return Ok(());
     }
     legs.push(Leg::own(balance, currency, amount_minor))

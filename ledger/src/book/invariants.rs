@@ -224,10 +224,10 @@ impl Book {
             }
         }
         for (txn, r) in &self.usage_records {
-            if !self.cards.contains_key(&r.card) || r.card_minor < 0 || r.profile_minor < 0 {
+            if !self.cards.contains_key(&r.card) || !r.is_well_formed() {
                 return Err(bad(
                     txn.to_string(),
-                    "record of an unknown card or negative",
+                    "record of an unknown card, negative, or with too many parts",
                 ));
             }
         }

@@ -109,6 +109,15 @@ impl Legs {
         }
     }
 
+    /// Legs holding `items`, in that order; `None` for more than [`HOLD_LEGS_MAX`].
+    pub fn from_slice(items: &[Leg]) -> Option<Legs> {
+        let mut legs = Legs::new();
+        for leg in items {
+            legs.push(*leg).ok()?;
+        }
+        Some(legs)
+    }
+
     pub fn as_slice(&self) -> &[Leg] {
         &self.items[..usize::from(self.len)]
     }
@@ -138,6 +147,12 @@ impl Legs {
     /// The index of the leg in the transaction currency, if any.
     pub fn own_index(&self, txn_currency: Currency) -> Option<usize> {
         self.iter().position(|l| l.currency == txn_currency)
+    }
+
+    /// Removes every leg. The slots keep their old contents, which nothing reads: every
+    /// use of legs looks at the first `len` only.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> &mut Leg {

@@ -21,11 +21,11 @@
 //! | balance created / topped up | [`Book::open_balance`], [`Book::top_up`] |
 //! | authorisation approved (0100) | [`Book::plan_hold`] and [`Book::plan_usage`] |
 //! | stand-in advice (0120) | [`Book::plan_forced_hold`] and [`Book::plan_usage`] |
-//! | incremental authorisation | [`Book::plan_grow`] (advice: [`Book::plan_forced_grow`]) |
-//! | partial reversal to A | [`Book::plan_adjust_to`] and [`Book::plan_usage_adjust_to`] |
-//! | full reversal / expiry | [`Book::plan_release`] / [`Book::plan_expire`], usage to 0 |
-//! | clearing | [`Book::plan_capture`] and [`Book::plan_usage_adjust_to`] (close) |
-//! | clearing after expiry | [`Book::plan_forced_post`] and usage to the cleared amount |
+//! | incremental authorisation | [`Book::plan_grow`] (advice: [`Book::plan_forced_grow`]) and [`Book::plan_usage_grow`] in today's windows |
+//! | partial reversal to A | [`Book::plan_adjust_to`] and [`Book::plan_usage_release_to`] |
+//! | full reversal / expiry | [`Book::plan_release`] / [`Book::plan_expire`], usage released to 0 |
+//! | clearing | [`Book::plan_capture`] and [`Book::plan_usage_release_to`] or, above the authorised amount, [`Book::plan_usage_grow`] (close) |
+//! | clearing after expiry | [`Book::plan_forced_post`] and usage grown by the cleared amount |
 //! | single message (0200) | [`Book::plan_post`] and [`Book::plan_usage`] |
 //! | refund clearing | [`Book::plan_refund`] (no limits, no funds checks) |
 //!
@@ -76,23 +76,25 @@ mod invariants;
 mod legs;
 mod snapshot;
 pub mod usage;
+pub mod usage_record;
 
 use cardcore_core::{BalanceId, CardToken, Currency, Money, ProfileId, TimeZone, TxnId};
 use serde::{Deserialize, Serialize};
 
 pub use error::BookError;
 pub use event::{
-    Captured, Credit, CreditKind, Excess, HoldPlaced, HoldResized, LedgerEvent, OpenBalance,
-    Posted, ReleaseCause, UsageAdded, UsageAdjusted, DEBITS_MAX,
+    Authorised, Captured, Credit, CreditKind, Excess, HoldPlaced, HoldResized, LedgerEvent,
+    OpenBalance, Posted, ReleaseCause, UsageAdded, UsageGrown, UsageReleased, DEBITS_MAX,
 };
 pub use fx::{FundingPrefs, FxQuote, FxRates, FxTable, NoRates, FEE_PPM_MAX};
 pub use invariants::InvariantViolation;
 pub use legs::{Debit, Leg, Legs};
 pub use snapshot::{BookSnapshot, ProfileSnapshot, SNAPSHOT_VERSION};
 pub use usage::{
-    window_bounds, AppliedWindows, CardUsage, TypeUsage, UsageCharge, UsageEnd, UsageKey,
-    UsageRecord, Window, WindowCounter,
+    local_midnight, window_bounds, AppliedWindows, CardUsage, GrowIn, TypeUsage, UsageCharge,
+    UsageEnd, UsageKey, Window, WindowCounter,
 };
+pub use usage_record::{Released, UsageAmounts, UsagePart, UsageRecord, USAGE_PARTS_MAX};
 
 pub use dense::{DenseMap, SlotIndex, SLOTS_MAX};
 pub use hasher::{IdHasher, IdMap};
@@ -178,7 +180,7 @@ impl Hold {
 
 // Holds and events are copied on every authorisation: keep them within a few cache lines.
 const _: () = assert!(std::mem::size_of::<Hold>() <= 256);
-const _: () = assert!(std::mem::size_of::<LedgerEvent>() <= 320);
+const _: () = assert!(std::mem::size_of::<LedgerEvent>() <= 448);
 
 /// Money in and out of the book in one currency, since the book began: total cash of the
 /// currency's balances = `top_ups + refunds − postings`.
@@ -253,6 +255,39 @@ impl Book {
             next_balance_id: first,
             balance_id_step: step.max(1),
         }
+    }
+
+    /// Reserves room for `live` more transactions with a hold and limit usage and, when both
+    /// tables are empty (a new book), writes to it once, so that recording one on the
+    /// decision path neither grows a table nor waits for the operating system to map a fresh
+    /// page. Costs start-up time and resident memory.
+    pub fn reserve_txns(&mut self, live: usize) {
+        self.holds.reserve(live);
+        self.usage_records.reserve(live);
+        if !self.holds.is_empty() || !self.usage_records.is_empty() {
+            return;
+        }
+        let hold = Hold {
+            profile: ProfileId(0),
+            currency: Currency::EUR,
+            legs: Legs::new(),
+            flagged: false,
+        };
+        let usage = UsageRecord::new(
+            CardToken(0),
+            cardcore_core::LimitType::Purchase,
+            Currency::EUR,
+            UsageAmounts::ZERO,
+            Window::EMPTY,
+            Window::EMPTY,
+        );
+        // Within the reserved room: neither table grows, and clearing keeps the memory.
+        for id in (0..live as u64).map(TxnId) {
+            self.holds.insert(id, hold);
+            self.usage_records.insert(id, usage);
+        }
+        self.holds.clear();
+        self.usage_records.clear();
     }
 
     /// Opens a profile: the time zone its limit windows follow and the currency its
@@ -388,6 +423,15 @@ impl Book {
             .map(|p| p.balances.as_slice())
             .unwrap_or(&[]);
         ids.iter().filter_map(|(_, id)| self.balances.get(id))
+    }
+
+    /// The profile's balances by currency, in the order they were opened (empty for an
+    /// unknown profile).
+    pub fn balance_list(&self, profile: ProfileId) -> &[(Currency, BalanceId)] {
+        self.profiles
+            .get(&profile)
+            .map(|p| p.balances.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The currencies the profile has a balance in.

@@ -10,11 +10,12 @@ use cardcore_core::{BalanceId, CardToken, Currency, ProfileId, TimeZone, TxnId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::usage::{CardUsage, TypeUsage, UsageRecord};
+use super::usage::{CardUsage, TypeUsage};
+use super::usage_record::UsageRecord;
 use super::{Balance, Book, CurrencyTotals, Hold, ProfileBook};
 
 /// The format version, bumped when the snapshot's shape changes.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// A profile's own data in a snapshot (its balances are in [`BookSnapshot::balances`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

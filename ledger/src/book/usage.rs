@@ -17,11 +17,20 @@
 //!
 //! # Adjustments
 //! Usage counts the amount authorised in the window, adjusted by later reversals and
-//! clearings of the same transaction. The book keeps, per transaction, the amounts counted
-//! and the windows they went into; an adjustment moves a window's counter only while that
-//! window is still current (the lifetime counter always moves). Expiry sets the amounts to
-//! zero and keeps the record, so a clearing that arrives later counts again in the
-//! authorisation's window if it is still current.
+//! clearings of the same transaction. The book keeps, per transaction, a
+//! [`UsageRecord`]: each amount counted (the authorisation, each incremental authorisation)
+//! with the minor units it counted in each counter and whether it is in the newest windows.
+//! - An incremental authorisation counts in the windows current when it is decided, not in
+//!   the original authorisation's.
+//! - A release (lower final amount, expiry) gives back exactly what was counted, newest part
+//!   first, never re-converted at a later rate; it moves a window's counter only while that
+//!   window is still current (the lifetime counter always moves).
+//! - An amount counted above the authorisations (a clearing above them, or after the hold
+//!   expired) counts in the windows of the newest authorisation, where those are still the
+//!   counters' windows.
+//!
+//! Expiry releases everything and keeps the record, so a clearing that arrives later counts
+//! again in the authorisation's windows if they are still current.
 
 use std::fmt;
 
@@ -32,7 +41,8 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone as _};
 use serde::{Deserialize, Serialize};
 
 use super::error::BookError;
-use super::event::{LedgerEvent, UsageAdded, UsageAdjusted};
+use super::event::{LedgerEvent, UsageAdded, UsageGrown, UsageReleased};
+use super::usage_record::{UsageAmounts, UsageRecord};
 use super::Book;
 
 /// Local midnight may fall in a DST gap: look for the first valid local time in 15-minute
@@ -147,25 +157,17 @@ impl fmt::Display for UsageKey {
     }
 }
 
-/// The usage of one authorisation, converted by the engine into each counter's currency.
+/// An amount to count for a transaction, converted by the engine into each counter's
+/// currency at the rate of the moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsageCharge {
     pub txn: TxnId,
     pub card: CardToken,
     pub limit_type: LimitType,
+    /// In the transaction currency.
+    pub amount: Money,
     pub card_amount: Money,
     pub profile_amount: Money,
-}
-
-/// What a transaction added, and where, so that later adjustments hit the same windows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
-    pub card: CardToken,
-    pub limit_type: LimitType,
-    pub card_minor: i64,
-    pub profile_minor: i64,
-    pub daily: Window,
-    pub monthly: Window,
 }
 
 /// Whether a transaction's usage may still change after an adjustment.
@@ -177,7 +179,17 @@ pub enum UsageEnd {
     Close,
 }
 
-/// Which windowed counters an adjustment moves (a bit set).
+/// The windows an amount added to a transaction's usage counts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrowIn {
+    /// The windows current now: an incremental authorisation.
+    Current,
+    /// The windows of the transaction's newest authorisation: what a clearing counts above
+    /// the authorised amount, or after the hold expired.
+    Authorised,
+}
+
+/// Which windowed counters a release moves (a bit set).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppliedWindows(pub u8);
 
@@ -186,7 +198,7 @@ impl AppliedWindows {
     pub const CARD_MONTHLY: u8 = 2;
     pub const PROFILE_DAILY: u8 = 4;
     pub const PROFILE_MONTHLY: u8 = 8;
-    const ALL: u8 = 15;
+    pub const ALL: u8 = 15;
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
@@ -224,8 +236,9 @@ pub fn window_bounds(tz: TimeZone, granularity: Granularity, now: Timestamp) -> 
 }
 
 /// The instant local midnight begins `date` in `tz` (the first valid local time after it
-/// when midnight falls in a DST gap; the earlier one when it is ambiguous).
-fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
+/// when midnight falls in a DST gap; the earlier one when it is ambiguous): the first instant
+/// whose local date in `tz` is `date`.
+pub fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     (0..=MIDNIGHT_SEARCH_STEPS).find_map(|step| {
         let local =
@@ -237,7 +250,7 @@ fn local_midnight(tz: TimeZone, date: NaiveDate) -> Option<Timestamp> {
 }
 
 impl Book {
-    /// Records an authorisation's usage in the windows current at `now`. Usage is counted
+    /// Records a new transaction's usage in the windows current at `now`. Usage is counted
     /// whether or not a limit is set. Hot path: unless a window has just ended, this is a
     /// few integer compares.
     pub fn plan_usage(
@@ -245,52 +258,128 @@ impl Book {
         charge: &UsageCharge,
         now: Timestamp,
     ) -> Result<LedgerEvent, BookError> {
+        self.plan_usage_added(charge, now)
+            .map(LedgerEvent::UsageAdded)
+    }
+
+    /// [`Book::plan_usage`], for an event that carries it with others
+    /// ([`LedgerEvent::Authorised`]).
+    pub fn plan_usage_added(
+        &self,
+        charge: &UsageCharge,
+        now: Timestamp,
+    ) -> Result<UsageAdded, BookError> {
         if self.usage_records.contains_key(&charge.txn) {
             return Err(BookError::UsageExists(charge.txn));
         }
-        let card = self
-            .cards
-            .get(&charge.card)
-            .ok_or(BookError::UnknownCard(charge.card))?;
+        let (amounts, daily, monthly) = self.charge_in_windows(charge, now)?;
+        Ok(UsageAdded {
+            txn: charge.txn,
+            card: charge.card,
+            limit_type: charge.limit_type,
+            currency: charge.amount.currency,
+            amounts,
+            daily,
+            monthly,
+        })
+    }
+
+    /// [`Book::plan_usage_added`] for `amount` in the transaction currency, which `convert`
+    /// turns into each counter's currency: the card and the profile are looked up once.
+    pub fn plan_usage_converted(
+        &self,
+        txn: TxnId,
+        card: CardToken,
+        limit_type: LimitType,
+        amount: Money,
+        convert: impl Fn(Money, Currency) -> Money,
+        now: Timestamp,
+    ) -> Result<UsageAdded, BookError> {
+        if self.usage_records.contains_key(&txn) {
+            return Err(BookError::UsageExists(txn));
+        }
+        let usage = self.cards.get(&card).ok_or(BookError::UnknownCard(card))?;
         let profile = self
             .profiles
-            .get(&card.profile)
-            .ok_or(BookError::UnknownProfile(card.profile))?;
-        check_usage_amount("card usage", charge.card_amount, card.currency)?;
-        check_usage_amount(
-            "profile usage",
-            charge.profile_amount,
-            profile.usage_currency,
-        )?;
-        let counters = &profile.usage[charge.limit_type.index()];
+            .get(&usage.profile)
+            .ok_or(BookError::UnknownProfile(usage.profile))?;
+        check_usage_amount("transaction usage", amount, amount.currency)?;
+        let card_amount = convert(amount, usage.currency);
+        let profile_amount = convert(amount, profile.usage_currency);
+        check_usage_amount("card usage", card_amount, usage.currency)?;
+        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
+        let counters = &profile.usage[limit_type.index()];
         let tz = profile.time_zone;
-        let daily = current_window(&[card.daily, counters.daily], tz, Granularity::Daily, now)?;
+        let daily = current_window(&[usage.daily, counters.daily], tz, Granularity::Daily, now)?;
         let monthly = current_window(
-            &[card.monthly, counters.monthly],
+            &[usage.monthly, counters.monthly],
             tz,
             Granularity::Monthly,
             now,
         )?;
-        Ok(LedgerEvent::UsageAdded(UsageAdded {
-            txn: charge.txn,
-            card: charge.card,
-            limit_type: charge.limit_type,
-            card_minor: charge.card_amount.amount_minor,
-            profile_minor: charge.profile_amount.amount_minor,
+        Ok(UsageAdded {
+            txn,
+            card,
+            limit_type,
+            currency: amount.currency,
+            amounts: UsageAmounts {
+                txn_minor: amount.amount_minor,
+                card_minor: card_amount.amount_minor,
+                profile_minor: profile_amount.amount_minor,
+            },
             daily,
             monthly,
+        })
+    }
+
+    /// Adds to an open transaction's usage: an incremental authorisation counts in the
+    /// windows current at `now` ([`GrowIn::Current`]), an amount cleared above the
+    /// authorisations in the newest authorisation's windows ([`GrowIn::Authorised`]).
+    pub fn plan_usage_grow(
+        &self,
+        charge: &UsageCharge,
+        grow_in: GrowIn,
+        end: UsageEnd,
+        now: Timestamp,
+    ) -> Result<LedgerEvent, BookError> {
+        let record = self
+            .usage_records
+            .get(&charge.txn)
+            .ok_or(BookError::UnknownUsage(charge.txn))?;
+        if record.card != charge.card || record.limit_type != charge.limit_type {
+            return Err(BookError::UsageMismatch(charge.txn));
+        }
+        check_usage_amount("transaction usage", charge.amount, record.currency)?;
+        let (amounts, daily, monthly, windows) = match grow_in {
+            GrowIn::Current => {
+                let (amounts, daily, monthly) = self.charge_in_windows(charge, now)?;
+                (amounts, daily, monthly, AppliedWindows(AppliedWindows::ALL))
+            }
+            GrowIn::Authorised => {
+                let (amounts, _, _) = self.charge_in_windows(charge, now)?;
+                let windows = self.current_windows(record, now)?;
+                (amounts, record.daily, record.monthly, windows)
+            }
+        };
+        Ok(LedgerEvent::UsageGrown(UsageGrown {
+            txn: charge.txn,
+            amounts,
+            daily,
+            monthly,
+            windows,
+            close: end == UsageEnd::Close,
         }))
     }
 
-    /// Sets a transaction's usage to new amounts (the engine converts the final amount into
-    /// each counter's currency): a partial reversal, a clearing (higher or lower), an expiry
-    /// or a full reversal (zero). Windows that have ended since the authorisation keep what
-    /// they counted.
-    pub fn plan_usage_adjust_to(
+    /// Releases a transaction's usage down to `amount` in the transaction currency (a
+    /// partial reversal, a clearing below the authorised amount, an expiry, a full reversal):
+    /// newest part first, exactly what each part counted (see [`UsageRecord`]). Windows
+    /// that have ended since keep what they counted. With `amount` equal to what is counted,
+    /// nothing moves ([`UsageEnd::Close`] then just forgets the record).
+    pub fn plan_usage_release_to(
         &self,
         txn: TxnId,
-        card_amount: Money,
-        profile_amount: Money,
+        amount: Money,
         end: UsageEnd,
         now: Timestamp,
     ) -> Result<LedgerEvent, BookError> {
@@ -298,39 +387,19 @@ impl Book {
             .usage_records
             .get(&txn)
             .ok_or(BookError::UnknownUsage(txn))?;
-        let card = self
-            .cards
-            .get(&record.card)
-            .ok_or(BookError::UnknownCard(record.card))?;
-        let profile = self
-            .profiles
-            .get(&card.profile)
-            .ok_or(BookError::UnknownProfile(card.profile))?;
-        check_usage_amount("card usage", card_amount, card.currency)?;
-        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
-        let counters = &profile.usage[record.limit_type.index()];
-        let current = |c: &WindowCounter, w: Window| c.window == w && w.contains(now);
-        let mut windows = AppliedWindows::default();
-        windows.set_if(
-            AppliedWindows::CARD_DAILY,
-            current(&card.daily, record.daily),
-        );
-        windows.set_if(
-            AppliedWindows::CARD_MONTHLY,
-            current(&card.monthly, record.monthly),
-        );
-        windows.set_if(
-            AppliedWindows::PROFILE_DAILY,
-            current(&counters.daily, record.daily),
-        );
-        windows.set_if(
-            AppliedWindows::PROFILE_MONTHLY,
-            current(&counters.monthly, record.monthly),
-        );
-        Ok(LedgerEvent::UsageAdjusted(UsageAdjusted {
+        check_usage_amount("transaction usage", amount, record.currency)?;
+        let counted = record.counted().txn_minor;
+        if amount.amount_minor > counted {
+            return Err(BookError::ReleaseAboveUsage {
+                txn,
+                counted: Money::new(counted, record.currency),
+                requested: amount,
+            });
+        }
+        let windows = self.current_windows(record, now)?;
+        Ok(LedgerEvent::UsageReleased(UsageReleased {
             txn,
-            card_minor: card_amount.amount_minor,
-            profile_minor: profile_amount.amount_minor,
+            txn_minor: amount.amount_minor,
             windows,
             close: end == UsageEnd::Close,
         }))
@@ -377,6 +446,13 @@ impl Book {
         }
     }
 
+    /// The currencies the card's and the profile's usage of `card` are counted in.
+    pub fn usage_currencies(&self, card: CardToken) -> Option<(Currency, Currency)> {
+        let usage = self.cards.get(&card)?;
+        let profile = self.profiles.get(&usage.profile)?;
+        Some((usage.currency, profile.usage_currency))
+    }
+
     /// The last instant of the `window` containing `now` for `key` (the reference's
     /// `resetAt`); `None` for windows that never reset (lifetime, transaction).
     pub fn reset_at(
@@ -409,96 +485,194 @@ impl Book {
         self.usage_records.get(&txn)
     }
 
-    pub(crate) fn apply_usage_added(&mut self, e: &UsageAdded) -> Result<(), BookError> {
-        let (card, counters) = self.added_usage(e)?;
-        self.write_usage(e.card, card, e.limit_type, counters);
-        let record = UsageRecord {
-            card: e.card,
-            limit_type: e.limit_type,
-            card_minor: e.card_minor,
-            profile_minor: e.profile_minor,
-            daily: e.daily,
-            monthly: e.monthly,
-        };
-        self.usage_records.insert(e.txn, record);
-        Ok(())
+    /// The counters whose window is still the one `record`'s newest part was counted in, and
+    /// still current at `now`: those a release gives back to, or a clearing above the
+    /// authorised amount counts in.
+    fn current_windows(
+        &self,
+        record: &UsageRecord,
+        now: Timestamp,
+    ) -> Result<AppliedWindows, BookError> {
+        let card = self
+            .cards
+            .get(&record.card)
+            .ok_or(BookError::UnknownCard(record.card))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or(BookError::UnknownProfile(card.profile))?;
+        let counters = &profile.usage[record.limit_type.index()];
+        let current = |c: &WindowCounter, w: Window| c.window == w && w.contains(now);
+        let mut windows = AppliedWindows::default();
+        let bits = [
+            (AppliedWindows::CARD_DAILY, &card.daily, record.daily),
+            (AppliedWindows::CARD_MONTHLY, &card.monthly, record.monthly),
+            (AppliedWindows::PROFILE_DAILY, &counters.daily, record.daily),
+            (
+                AppliedWindows::PROFILE_MONTHLY,
+                &counters.monthly,
+                record.monthly,
+            ),
+        ];
+        for (bit, counter, window) in bits {
+            windows.set_if(bit, current(counter, window));
+        }
+        Ok(windows)
     }
 
-    pub(crate) fn apply_usage_adjusted(&mut self, e: &UsageAdjusted) -> Result<(), BookError> {
-        let (record, card, counters) = self.adjusted_usage(e)?;
-        self.write_usage(record.card, card, record.limit_type, counters);
-        if e.close {
-            self.usage_records.remove(&e.txn);
-        } else if let Some(r) = self.usage_records.get_mut(&e.txn) {
-            r.card_minor = e.card_minor;
-            r.profile_minor = e.profile_minor;
-        }
+    /// Checks a charge against the card's and the profile's counters and finds the windows
+    /// current at `now`.
+    fn charge_in_windows(
+        &self,
+        charge: &UsageCharge,
+        now: Timestamp,
+    ) -> Result<(UsageAmounts, Window, Window), BookError> {
+        let card = self
+            .cards
+            .get(&charge.card)
+            .ok_or(BookError::UnknownCard(charge.card))?;
+        let profile = self
+            .profiles
+            .get(&card.profile)
+            .ok_or(BookError::UnknownProfile(card.profile))?;
+        check_usage_amount("transaction usage", charge.amount, charge.amount.currency)?;
+        check_usage_amount("card usage", charge.card_amount, card.currency)?;
+        check_usage_amount(
+            "profile usage",
+            charge.profile_amount,
+            profile.usage_currency,
+        )?;
+        let amounts = UsageAmounts {
+            txn_minor: charge.amount.amount_minor,
+            card_minor: charge.card_amount.amount_minor,
+            profile_minor: charge.profile_amount.amount_minor,
+        };
+        let counters = &profile.usage[charge.limit_type.index()];
+        let tz = profile.time_zone;
+        let daily = current_window(&[card.daily, counters.daily], tz, Granularity::Daily, now)?;
+        let monthly = current_window(
+            &[card.monthly, counters.monthly],
+            tz,
+            Granularity::Monthly,
+            now,
+        )?;
+        Ok((amounts, daily, monthly))
+    }
+
+    pub(crate) fn apply_usage_added(&mut self, e: &UsageAdded) -> Result<(), BookError> {
+        let counted = self.usage_added_checked(e)?;
+        self.write_usage_added(e, counted);
         Ok(())
     }
 
     /// The card's and the profile's counters after `e`, checked; nothing is written.
-    fn added_usage(&self, e: &UsageAdded) -> Result<(CardUsage, TypeUsage), BookError> {
-        let bad = |why: &str| BookError::mismatch("UsageAdded", format!("{}: {why}", e.txn));
+    pub(crate) fn usage_added_checked(
+        &self,
+        e: &UsageAdded,
+    ) -> Result<(CardUsage, TypeUsage), BookError> {
+        const EVENT: &str = "UsageAdded";
         if self.usage_records.contains_key(&e.txn) {
-            return Err(bad("usage already recorded"));
+            let why = format!("{}: usage already recorded", e.txn);
+            return Err(BookError::mismatch(EVENT, why));
         }
-        if e.card_minor < 0 || e.profile_minor < 0 {
-            return Err(bad("negative amount"));
-        }
-        if e.daily.start >= e.daily.end || e.monthly.start >= e.monthly.end {
-            return Err(bad("empty window"));
-        }
-        let card = self.cards.get(&e.card).ok_or_else(|| bad("unknown card"))?;
-        let profile = self
-            .profiles
-            .get(&card.profile)
-            .ok_or_else(|| bad("unknown profile"))?;
-        let t = profile.usage[e.limit_type.index()];
-        let overflow = || BookError::Overflow {
-            what: "usage counter",
+        let counted = Counted {
+            amounts: &e.amounts,
+            daily: e.daily,
+            monthly: e.monthly,
+            windows: AppliedWindows(AppliedWindows::ALL),
         };
-        let card_after = CardUsage {
-            daily: card
-                .daily
-                .added(e.daily, e.card_minor)
-                .ok_or_else(overflow)?,
-            monthly: card
-                .monthly
-                .added(e.monthly, e.card_minor)
-                .ok_or_else(overflow)?,
-            lifetime_minor: card
-                .lifetime_minor
-                .checked_add(e.card_minor)
-                .ok_or_else(overflow)?,
-            ..*card
-        };
-        let counters = TypeUsage {
-            daily: t
-                .daily
-                .added(e.daily, e.profile_minor)
-                .ok_or_else(overflow)?,
-            monthly: t
-                .monthly
-                .added(e.monthly, e.profile_minor)
-                .ok_or_else(overflow)?,
-        };
-        Ok((card_after, counters))
+        self.added_usage(EVENT, e.txn, e.card, e.limit_type, &counted)
     }
 
-    /// The record, the card's and the profile's counters after `e`, checked; nothing is
-    /// written.
-    fn adjusted_usage(
-        &self,
-        e: &UsageAdjusted,
-    ) -> Result<(UsageRecord, CardUsage, TypeUsage), BookError> {
-        let bad = |why: &str| BookError::mismatch("UsageAdjusted", format!("{}: {why}", e.txn));
-        if e.card_minor < 0 || e.profile_minor < 0 || e.windows.0 & !AppliedWindows::ALL != 0 {
-            return Err(bad("negative amount or unknown window"));
-        }
+    /// Writes what [`Book::usage_added_checked`] worked out for `e`.
+    pub(crate) fn write_usage_added(&mut self, e: &UsageAdded, counted: (CardUsage, TypeUsage)) {
+        let (card, counters) = counted;
+        self.write_usage(e.card, card, e.limit_type, counters);
+        let record = UsageRecord::new(
+            e.card,
+            e.limit_type,
+            e.currency,
+            e.amounts,
+            e.daily,
+            e.monthly,
+        );
+        self.usage_records.insert(e.txn, record);
+    }
+
+    pub(crate) fn apply_usage_grown(&mut self, e: &UsageGrown) -> Result<(), BookError> {
+        const EVENT: &str = "UsageGrown";
+        let bad = |why: &str| BookError::mismatch(EVENT, format!("{}: {why}", e.txn));
         let record = *self
             .usage_records
             .get(&e.txn)
             .ok_or_else(|| bad("no usage recorded"))?;
+        let counted = Counted {
+            amounts: &e.amounts,
+            daily: e.daily,
+            monthly: e.monthly,
+            windows: e.windows,
+        };
+        let (card, counters) =
+            self.added_usage(EVENT, e.txn, record.card, record.limit_type, &counted)?;
+        let after = record
+            .with_added(e.amounts, e.daily, e.monthly)
+            .ok_or_else(|| bad("the transaction's usage overflows"))?;
+        self.write_usage(record.card, card, record.limit_type, counters);
+        self.keep_or_close(e.txn, after, e.close);
+        Ok(())
+    }
+
+    pub(crate) fn apply_usage_released(&mut self, e: &UsageReleased) -> Result<(), BookError> {
+        let (after, card, counters) = self.released_usage(e)?;
+        self.write_usage(after.card, card, after.limit_type, counters);
+        self.keep_or_close(e.txn, after, e.close);
+        Ok(())
+    }
+
+    fn keep_or_close(&mut self, txn: TxnId, record: UsageRecord, close: bool) {
+        if close {
+            self.usage_records.remove(&txn);
+        } else if let Some(r) = self.usage_records.get_mut(&txn) {
+            *r = record;
+        }
+    }
+
+    /// The card's and the profile's counters after counting `c`, checked; nothing is
+    /// written.
+    fn added_usage(
+        &self,
+        event: &'static str,
+        txn: TxnId,
+        card: CardToken,
+        limit_type: LimitType,
+        c: &Counted<'_>,
+    ) -> Result<(CardUsage, TypeUsage), BookError> {
+        let bad = |why: &str| BookError::mismatch(event, format!("{txn}: {why}"));
+        let usage = self.cards.get(&card).ok_or_else(|| bad("unknown card"))?;
+        let profile = self
+            .profiles
+            .get(&usage.profile)
+            .ok_or_else(|| bad("unknown profile"))?;
+        counters_after(event, txn, usage, &profile.usage[limit_type.index()], c)
+    }
+
+    /// The record, the card's and the profile's counters after `e`, checked; nothing is
+    /// written.
+    fn released_usage(
+        &self,
+        e: &UsageReleased,
+    ) -> Result<(UsageRecord, CardUsage, TypeUsage), BookError> {
+        let bad = |why: &str| BookError::mismatch("UsageReleased", format!("{}: {why}", e.txn));
+        if e.windows.0 & !AppliedWindows::ALL != 0 {
+            return Err(bad("unknown window"));
+        }
+        let record = self
+            .usage_records
+            .get(&e.txn)
+            .ok_or_else(|| bad("no usage recorded"))?;
+        let (after, back) = record
+            .released_to(e.txn_minor)
+            .ok_or_else(|| bad("the amount is negative or above what is counted"))?;
         let card = self
             .cards
             .get(&record.card)
@@ -508,16 +682,14 @@ impl Book {
             .get(&card.profile)
             .ok_or_else(|| bad("unknown profile"))?;
         let t = profile.usage[record.limit_type.index()];
-        let card_delta = delta(e.card_minor, record.card_minor)?;
-        let profile_delta = delta(e.profile_minor, record.profile_minor)?;
-        let moved = |c: WindowCounter, bit: u8, w: Window, d: i64| -> Result<_, BookError> {
+        let moved = |c: WindowCounter, bit: u8, w: Window, back: i64| -> Result<_, BookError> {
             if !e.windows.has(bit) {
                 return Ok(c);
             }
             if c.window != w {
                 return Err(bad("the recorded window is not the counter's"));
             }
-            let used_minor = c.used_minor.checked_add(d).filter(|u| *u >= 0);
+            let used_minor = c.used_minor.checked_sub(back).filter(|u| *u >= 0);
             let used_minor = used_minor.ok_or_else(|| bad("usage below zero"))?;
             Ok(WindowCounter {
                 window: w,
@@ -526,33 +698,40 @@ impl Book {
         };
         let lifetime = card
             .lifetime_minor
-            .checked_add(card_delta)
+            .checked_sub(back.card_lifetime)
             .filter(|l| *l >= 0);
+        let (daily, monthly) = (record.daily, record.monthly);
         let card_after = CardUsage {
             daily: moved(
                 card.daily,
                 AppliedWindows::CARD_DAILY,
-                record.daily,
-                card_delta,
+                daily,
+                back.card_daily,
             )?,
             monthly: moved(
                 card.monthly,
                 AppliedWindows::CARD_MONTHLY,
-                record.monthly,
-                card_delta,
+                monthly,
+                back.card_monthly,
             )?,
             lifetime_minor: lifetime.ok_or_else(|| bad("lifetime usage below zero"))?,
             ..*card
         };
-        let (daily, monthly) = (
-            AppliedWindows::PROFILE_DAILY,
-            AppliedWindows::PROFILE_MONTHLY,
-        );
         let counters = TypeUsage {
-            daily: moved(t.daily, daily, record.daily, profile_delta)?,
-            monthly: moved(t.monthly, monthly, record.monthly, profile_delta)?,
+            daily: moved(
+                t.daily,
+                AppliedWindows::PROFILE_DAILY,
+                daily,
+                back.profile_daily,
+            )?,
+            monthly: moved(
+                t.monthly,
+                AppliedWindows::PROFILE_MONTHLY,
+                monthly,
+                back.profile_monthly,
+            )?,
         };
-        Ok((record, card_after, counters))
+        Ok((after, card_after, counters))
     }
 
     fn write_usage(
@@ -571,10 +750,67 @@ impl Book {
     }
 }
 
-fn delta(new_minor: i64, old_minor: i64) -> Result<i64, BookError> {
-    new_minor.checked_sub(old_minor).ok_or(BookError::Overflow {
-        what: "usage adjustment",
-    })
+/// An amount to count, where, and in which counters.
+pub(crate) struct Counted<'a> {
+    pub(crate) amounts: &'a UsageAmounts,
+    pub(crate) daily: Window,
+    pub(crate) monthly: Window,
+    pub(crate) windows: AppliedWindows,
+}
+
+/// A card's counters (`card`) and its profile's counters of the transaction's limit type
+/// (`t`) after counting `c`, checked. The lifetime counter always counts; each windowed
+/// counter only if its bit is in `c.windows` (and keeps a newer window it is already in).
+pub(crate) fn counters_after(
+    event: &'static str,
+    txn: TxnId,
+    card: &CardUsage,
+    t: &TypeUsage,
+    c: &Counted<'_>,
+) -> Result<(CardUsage, TypeUsage), BookError> {
+    let bad = |why: &str| BookError::mismatch(event, format!("{txn}: {why}"));
+    let (amounts, daily, monthly) = (c.amounts, c.daily, c.monthly);
+    if amounts.is_negative() || c.windows.0 & !AppliedWindows::ALL != 0 {
+        return Err(bad("negative amount or unknown window"));
+    }
+    if daily.start >= daily.end || monthly.start >= monthly.end {
+        return Err(bad("empty window"));
+    }
+    let overflow = || BookError::Overflow {
+        what: "usage counter",
+    };
+    let (card_minor, profile_minor) = (amounts.card_minor, amounts.profile_minor);
+    let add = |counter: WindowCounter, bit: u8, window: Window, minor: i64| {
+        if c.windows.has(bit) {
+            counter.added(window, minor).ok_or_else(overflow)
+        } else {
+            Ok(counter)
+        }
+    };
+    let card_after = CardUsage {
+        daily: add(card.daily, AppliedWindows::CARD_DAILY, daily, card_minor)?,
+        monthly: add(
+            card.monthly,
+            AppliedWindows::CARD_MONTHLY,
+            monthly,
+            card_minor,
+        )?,
+        lifetime_minor: card
+            .lifetime_minor
+            .checked_add(card_minor)
+            .ok_or_else(overflow)?,
+        ..*card
+    };
+    let counters = TypeUsage {
+        daily: add(t.daily, AppliedWindows::PROFILE_DAILY, daily, profile_minor)?,
+        monthly: add(
+            t.monthly,
+            AppliedWindows::PROFILE_MONTHLY,
+            monthly,
+            profile_minor,
+        )?,
+    };
+    Ok((card_after, counters))
 }
 
 fn check_usage_amount(
