@@ -722,31 +722,6 @@ impl Layout for OpenBalance {
     }
 }
 
-impl Layout for HoldPlaced {
-    const MAX_LEN: usize = 8 + 8 + 2 + Legs::MAX_LEN + Option::<OpenBalance>::MAX_LEN + 1;
-
-    #[inline(always)]
-    fn put(&self, out: &mut Out<'_>) {
-        self.txn.put(out);
-        self.profile.put(out);
-        self.currency.put(out);
-        self.legs.put(out);
-        self.open.put(out);
-        self.flagged.put(out);
-    }
-
-    fn read(inp: &mut In<'_>, _: &'static str) -> Result<Self, DecodeError> {
-        Ok(HoldPlaced {
-            txn: TxnId::read(inp, "hold.txn")?,
-            profile: ProfileId::read(inp, "hold.profile")?,
-            currency: Currency::read(inp, "hold.currency")?,
-            legs: Legs::read(inp, "hold.legs")?,
-            open: Option::read(inp, "hold.open")?,
-            flagged: bool::read(inp, "hold.flagged")?,
-        })
-    }
-}
-
 impl Layout for Window {
     const MAX_LEN: usize = 2 * 8;
 
@@ -810,20 +785,41 @@ impl Layout for UsageAdded {
     }
 }
 
+/// The hold's fixed fields, the usage, then the hold's legs: everything but the legs sits at
+/// a fixed offset.
 impl Layout for Authorised {
-    const MAX_LEN: usize = HoldPlaced::MAX_LEN + UsageAdded::MAX_LEN;
+    const MAX_LEN: usize =
+        8 + 8 + 2 + Option::<OpenBalance>::MAX_LEN + 1 + UsageAdded::MAX_LEN + Legs::MAX_LEN;
 
     #[inline(always)]
     fn put(&self, out: &mut Out<'_>) {
-        self.hold.put(out);
+        let hold = &self.hold;
+        hold.txn.put(out);
+        hold.profile.put(out);
+        hold.currency.put(out);
+        hold.open.put(out);
+        hold.flagged.put(out);
         self.usage.put(out);
+        hold.legs.put(out);
     }
 
-    fn read(inp: &mut In<'_>, field: &'static str) -> Result<Self, DecodeError> {
-        Ok(Authorised {
-            hold: HoldPlaced::read(inp, field)?,
-            usage: UsageAdded::read(inp, field)?,
-        })
+    fn read(inp: &mut In<'_>, _: &'static str) -> Result<Self, DecodeError> {
+        let txn = TxnId::read(inp, "hold.txn")?;
+        let profile = ProfileId::read(inp, "hold.profile")?;
+        let currency = Currency::read(inp, "hold.currency")?;
+        let open = Option::read(inp, "hold.open")?;
+        let flagged = bool::read(inp, "hold.flagged")?;
+        let usage = UsageAdded::read(inp, "usage")?;
+        let legs = Legs::read(inp, "hold.legs")?;
+        let hold = HoldPlaced {
+            txn,
+            profile,
+            currency,
+            legs,
+            open,
+            flagged,
+        };
+        Ok(Authorised { hold, usage })
     }
 }
 

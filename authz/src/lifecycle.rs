@@ -87,7 +87,7 @@ impl Partition {
             app: m.app,
             keys: &self.config.keys,
             now,
-            balances: self.book.balance_list(profile.id),
+            book: &self.book,
         };
         let (access, effect) = check_access(&inputs, explain);
         let result = access.and_then(|()| {

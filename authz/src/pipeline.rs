@@ -6,10 +6,8 @@
 
 use cardcore_core::decline::{Decline, DeclineReason, DetailedDeclineReason};
 use cardcore_core::pin::{decrypt_pin_block, Cvv2Key, PinVerificationKey, ZonePinKey};
-use cardcore_core::{
-    BalanceId, CardStatus, Channel, Currency, Granularity, LimitType, Money, ProfileStatus,
-    Timestamp,
-};
+use cardcore_core::{CardStatus, Channel, Granularity, LimitType, Money, ProfileStatus, Timestamp};
+use cardcore_ledger::book::Book;
 
 use crate::app::AppData;
 use crate::explain::{Check, Explanation, Seen};
@@ -60,8 +58,9 @@ pub struct Inputs<'a> {
     pub app: &'a AppData,
     pub keys: &'a Keys,
     pub now: Timestamp,
-    /// The profile's balances, by currency (for "is this currency supported").
-    pub balances: &'a [(Currency, BalanceId)],
+    /// The ledger, for the profile's balances (is the currency supported?), read only when
+    /// the card's own currency does not settle it.
+    pub book: &'a Book,
 }
 
 /// The checks before the money: card and profile status, card data, channel permission,
@@ -264,12 +263,13 @@ fn verify_pin(inputs: &Inputs<'_>, block: &[u8; 8]) -> bool {
 /// rate converts it into one of the profile's balances.
 fn check_currency(inputs: &Inputs<'_>, explain: &mut Explanation) -> Result<(), Decline> {
     let currency = inputs.request.amount.currency;
-    let supported = currency == inputs.card.currency
-        || inputs.balances.iter().any(|&(b, _)| b == currency)
-        || inputs
-            .balances
-            .iter()
-            .any(|&(b, _)| inputs.app.rate(b, currency).is_some());
+    let supported = currency == inputs.card.currency || {
+        let balances = inputs.book.balance_list(inputs.profile.id);
+        balances.iter().any(|&(b, _)| b == currency)
+            || balances
+                .iter()
+                .any(|&(b, _)| inputs.app.rate(b, currency).is_some())
+    };
     explain.push(
         Check::Currency,
         supported,

@@ -19,7 +19,7 @@
 //! |---|---|
 //! | profile created / card issued | [`Book::open_profile`], [`Book::open_card`] |
 //! | balance created / topped up | [`Book::open_balance`], [`Book::top_up`] |
-//! | authorisation approved (0100) | [`Book::plan_hold`] and [`Book::plan_usage`] |
+//! | authorisation approved (0100) | [`Book::plan_hold_into`] and [`Book::plan_usage_converted`], applied together as [`LedgerEvent::Authorised`] |
 //! | stand-in advice (0120) | [`Book::plan_forced_hold`] and [`Book::plan_usage`] |
 //! | incremental authorisation | [`Book::plan_grow`] (advice: [`Book::plan_forced_grow`]) and [`Book::plan_usage_grow`] in today's windows |
 //! | partial reversal to A | [`Book::plan_adjust_to`] and [`Book::plan_usage_release_to`] |

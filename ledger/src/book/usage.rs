@@ -304,8 +304,15 @@ impl Book {
             .get(&usage.profile)
             .ok_or(BookError::UnknownProfile(usage.profile))?;
         check_usage_amount("transaction usage", amount, amount.currency)?;
-        let card_amount = convert(amount, usage.currency);
-        let profile_amount = convert(amount, profile.usage_currency);
+        let in_currency = |currency: Currency| {
+            if amount.currency == currency {
+                amount
+            } else {
+                convert(amount, currency)
+            }
+        };
+        let card_amount = in_currency(usage.currency);
+        let profile_amount = in_currency(profile.usage_currency);
         check_usage_amount("card usage", card_amount, usage.currency)?;
         check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
         let counters = &profile.usage[limit_type.index()];
