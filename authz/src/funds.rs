@@ -136,7 +136,7 @@ impl Partition {
         match planned {
             Ok(event) => self.emit(EngineEvent::Ledger(event)),
             Err(e) => {
-                self.ledger_refusals += 1;
+                self.refused_changes += 1;
                 tracing::error!(error = %e, what, "ledger refused a planned change");
             }
         }
@@ -436,11 +436,11 @@ impl Partition {
         if let Err(v) = self.book.check_invariants() {
             found.push(format!("partition {}: {v}", self.index()));
         }
-        if self.ledger_refusals > 0 {
+        if self.refused_changes > 0 {
             found.push(format!(
                 "partition {}: {} changes the engine decided were refused",
                 self.index(),
-                self.ledger_refusals
+                self.refused_changes
             ));
         }
         for txn in self.book.live_hold_txns() {

@@ -94,7 +94,7 @@ pub struct Partition {
     /// an event it would not apply, a transaction id out of order): each one is a bug or a
     /// corrupt journal, reported as a broken invariant. Not part of the state: replay
     /// refuses the same events again.
-    pub(crate) ledger_refusals: u64,
+    pub(crate) refused_changes: u64,
 }
 
 impl Partition {
@@ -125,7 +125,7 @@ impl Partition {
             pending_profile: ProfileId(0),
             record: RecordWriter::with_capacity(4096),
             last_journaled: 0,
-            ledger_refusals: 0,
+            refused_changes: 0,
         }
     }
 
@@ -193,11 +193,16 @@ impl Partition {
                 status,
                 time_zone,
             } => {
+                let mut zone_moved = false;
                 if let Some(p) = self.profiles.get_mut(profile) {
+                    zone_moved = p.time_zone != *time_zone;
                     p.status = *status;
                     p.time_zone = *time_zone;
                 }
-                self.derive_expiries(|c| c.profile == *profile);
+                if zone_moved {
+                    // A pass over the partition's cards, for a rare management change.
+                    self.derive_expiries(|c| c.profile == *profile);
+                }
             }
             EngineEvent::ProfileLimitSet {
                 profile,
@@ -244,7 +249,7 @@ impl Partition {
 
     /// Only a corrupt journal or a bug gets here; the book changed nothing.
     fn refused_event(&mut self, e: &cardcore_ledger::book::BookError) {
-        self.ledger_refusals += 1;
+        self.refused_changes += 1;
         tracing::error!(error = %e, "ledger event does not apply");
     }
 
@@ -298,7 +303,7 @@ impl Partition {
         }
         if let Err(hole) = self.txns.insert(*record) {
             // Only a corrupt journal gets here: ids are handed out in order.
-            self.ledger_refusals += 1;
+            self.refused_changes += 1;
             tracing::error!(id = %hole.id, next = %hole.next, "transaction id out of order");
         }
     }

@@ -298,12 +298,6 @@ impl Book {
         if self.usage_records.contains_key(&txn) {
             return Err(BookError::UsageExists(txn));
         }
-        let usage = self.cards.get(&card).ok_or(BookError::UnknownCard(card))?;
-        let profile = self
-            .profiles
-            .get(&usage.profile)
-            .ok_or(BookError::UnknownProfile(usage.profile))?;
-        check_usage_amount("transaction usage", amount, amount.currency)?;
         let in_currency = |currency: Currency| {
             if amount.currency == currency {
                 amount
@@ -311,29 +305,16 @@ impl Book {
                 convert(amount, currency)
             }
         };
-        let card_amount = in_currency(usage.currency);
-        let profile_amount = in_currency(profile.usage_currency);
-        check_usage_amount("card usage", card_amount, usage.currency)?;
-        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
-        let counters = &profile.usage[limit_type.index()];
-        let tz = profile.time_zone;
-        let daily = current_window(&[usage.daily, counters.daily], tz, Granularity::Daily, now)?;
-        let monthly = current_window(
-            &[usage.monthly, counters.monthly],
-            tz,
-            Granularity::Monthly,
-            now,
-        )?;
+        let in_counters =
+            |card: Currency, profile: Currency| (in_currency(card), in_currency(profile));
+        let (amounts, daily, monthly) =
+            self.counted_in_windows(card, limit_type, amount, in_counters, now)?;
         Ok(UsageAdded {
             txn,
             card,
             limit_type,
             currency: amount.currency,
-            amounts: UsageAmounts {
-                txn_minor: amount.amount_minor,
-                card_minor: card_amount.amount_minor,
-                profile_minor: profile_amount.amount_minor,
-            },
+            amounts,
             daily,
             monthly,
         })
@@ -527,38 +508,46 @@ impl Book {
         Ok(windows)
     }
 
-    /// Checks a charge against the card's and the profile's counters and finds the windows
-    /// current at `now`.
+    /// [`Book::counted_in_windows`] for a charge converted by the caller.
     fn charge_in_windows(
         &self,
         charge: &UsageCharge,
         now: Timestamp,
     ) -> Result<(UsageAmounts, Window, Window), BookError> {
-        let card = self
-            .cards
-            .get(&charge.card)
-            .ok_or(BookError::UnknownCard(charge.card))?;
+        let amounts = |_: Currency, _: Currency| (charge.card_amount, charge.profile_amount);
+        self.counted_in_windows(charge.card, charge.limit_type, charge.amount, amounts, now)
+    }
+
+    /// Checks `amount` and what `in_counters` makes of it in the card's and the profile's
+    /// usage currencies (given in that order) against `card`'s counters, and finds the
+    /// windows current at `now`: the card and its profile are looked up once.
+    fn counted_in_windows(
+        &self,
+        card: CardToken,
+        limit_type: LimitType,
+        amount: Money,
+        in_counters: impl FnOnce(Currency, Currency) -> (Money, Money),
+        now: Timestamp,
+    ) -> Result<(UsageAmounts, Window, Window), BookError> {
+        let usage = self.cards.get(&card).ok_or(BookError::UnknownCard(card))?;
         let profile = self
             .profiles
-            .get(&card.profile)
-            .ok_or(BookError::UnknownProfile(card.profile))?;
-        check_usage_amount("transaction usage", charge.amount, charge.amount.currency)?;
-        check_usage_amount("card usage", charge.card_amount, card.currency)?;
-        check_usage_amount(
-            "profile usage",
-            charge.profile_amount,
-            profile.usage_currency,
-        )?;
+            .get(&usage.profile)
+            .ok_or(BookError::UnknownProfile(usage.profile))?;
+        check_usage_amount("transaction usage", amount, amount.currency)?;
+        let (card_amount, profile_amount) = in_counters(usage.currency, profile.usage_currency);
+        check_usage_amount("card usage", card_amount, usage.currency)?;
+        check_usage_amount("profile usage", profile_amount, profile.usage_currency)?;
         let amounts = UsageAmounts {
-            txn_minor: charge.amount.amount_minor,
-            card_minor: charge.card_amount.amount_minor,
-            profile_minor: charge.profile_amount.amount_minor,
+            txn_minor: amount.amount_minor,
+            card_minor: card_amount.amount_minor,
+            profile_minor: profile_amount.amount_minor,
         };
-        let counters = &profile.usage[charge.limit_type.index()];
+        let counters = &profile.usage[limit_type.index()];
         let tz = profile.time_zone;
-        let daily = current_window(&[card.daily, counters.daily], tz, Granularity::Daily, now)?;
+        let daily = current_window(&[usage.daily, counters.daily], tz, Granularity::Daily, now)?;
         let monthly = current_window(
-            &[card.monthly, counters.monthly],
+            &[usage.monthly, counters.monthly],
             tz,
             Granularity::Monthly,
             now,
