@@ -43,19 +43,24 @@ pub struct Fixture {
     next_stan: u32,
 }
 
+/// A partition of its own (index 0 of 1) with the test keys, default lifecycle and no
+/// state: what the fixture starts from, and what measurements of bare state build on.
+pub fn empty_partition(txn_capacity: usize) -> Partition {
+    let (keys, pan_key) = test_keys();
+    let config = PartitionConfig {
+        index: 0,
+        partitions: 1,
+        keys,
+        pan_key,
+        lifecycle: Lifecycle::default(),
+        txn_capacity,
+    };
+    Partition::new(config, Arc::new(SharedAppData::new(AppData::default())))
+}
+
 impl Fixture {
     pub fn new(funds: Money, txn_capacity: usize) -> Fixture {
-        let (keys, pan_key) = test_keys();
-        let config = PartitionConfig {
-            index: 0,
-            partitions: 1,
-            keys,
-            pan_key,
-            lifecycle: Lifecycle::default(),
-            txn_capacity,
-        };
-        let mut partition =
-            Partition::new(config, Arc::new(SharedAppData::new(AppData::default())));
+        let mut partition = empty_partition(txn_capacity);
         let profile = ProfileId(1);
         let pan = Pan::parse(FIXTURE_PAN).expect("the fixture PAN is valid");
         let setup = |p: &mut Partition| -> Result<(), crate::EngineError> {

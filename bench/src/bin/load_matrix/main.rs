@@ -1010,16 +1010,13 @@ mod memory {
     //! [`run_transactions`].
 
     use std::hint::black_box;
-    use std::sync::Arc;
     use std::time::Instant;
 
     use anyhow::{Context, Result};
-    use cardcore_authz::app::{AppData, SharedAppData};
     use cardcore_authz::engine::CardOwners;
-    use cardcore_authz::fixture::{eur, test_keys, Fixture, FIXTURE_START};
+    use cardcore_authz::fixture::{empty_partition, eur, Fixture, FIXTURE_START};
     use cardcore_authz::management::IssueCard;
-    use cardcore_authz::partition::Lifecycle;
-    use cardcore_authz::{Partition, PartitionConfig};
+    use cardcore_authz::Partition;
     use cardcore_core::pin::Pin;
     use cardcore_core::{
         CardStatus, CardType, Currency, Expiry, Money, Pan, PanFingerprint, ProfileId,
@@ -1039,7 +1036,7 @@ mod memory {
         let none = (PanFingerprint(0), ProfileId(0));
         let mut issued = vec![none; usize::try_from(cards)?];
         let rss0 = rss()?;
-        let mut p = partition();
+        let mut p = empty_partition(1024);
         for profile in 1..=profiles {
             open_profile(&mut p, ProfileId(profile))?;
         }
@@ -1115,19 +1112,6 @@ mod memory {
 
     fn rss() -> Result<u64> {
         super::rss_kib(std::process::id()).context("read /proc/self/status")
-    }
-
-    fn partition() -> Partition {
-        let (keys, pan_key) = test_keys();
-        let config = PartitionConfig {
-            index: 0,
-            partitions: 1,
-            keys,
-            pan_key,
-            lifecycle: Lifecycle::default(),
-            txn_capacity: 1024,
-        };
-        Partition::new(config, Arc::new(SharedAppData::new(AppData::default())))
     }
 
     fn open_profile(p: &mut Partition, profile: ProfileId) -> Result<()> {
